@@ -1,0 +1,1 @@
+"""cecl-pipeline: quarterly NCO-rate forecasting for CECL."""

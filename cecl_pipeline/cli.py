@@ -1,0 +1,175 @@
+"""The ``cecl`` command: short, friendly tasks over the Dagster graph.
+
+Every task that builds data runs as a Dagster materialization against the instance in
+DAGSTER_HOME (default: .dagster_home/ in the project), so it also shows up in the web UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from cecl_pipeline import quarters as q
+from cecl_pipeline.settings import DEFAULT_LOOKBACK, DEFAULT_TARGET_QUARTERS, PROJECT_ROOT, data_layout, default_dagster_home
+
+
+def prepare_dagster_home() -> Path:
+    """Default DAGSTER_HOME to the project's folder and link the project's dagster.yaml into it."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(default_dagster_home())))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists() and not config.is_symlink():
+        config.symlink_to(PROJECT_ROOT / "dagster.yaml")
+    return home
+
+
+def quarter_list(first: str, last: str | None) -> list[str]:
+    return q.quarter_range(first, last or first)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The main job on the embedded default: macro, panels for every needed quarter, prompts for the targets."""
+    from cecl_pipeline.defs.runs import materialize, materialize_quarters
+    from cecl_pipeline.panel.default_data import ensure_default_data
+    from cecl_pipeline.panel.store import drop_file_quarters
+
+    layout = data_layout()
+    if note := ensure_default_data(layout):
+        print(note)
+    if not drop_file_quarters(layout):
+        print(
+            f"error: no drop files in {layout.raw_nco_dir}. Import data with `cecl import-history FILE`, "
+            "or set CECL_SYNTHETIC=1 to write the synthetic default there.",
+            file=sys.stderr,
+        )
+        return 2
+    targets = quarter_list(args.first, args.last)
+    history_only = q.quarter_range(q.shift(targets[0], -DEFAULT_LOOKBACK), q.shift(targets[0], -1))
+    print(f"macro_history, nco_panel {history_only[0]}–{targets[-1]}, nco_prompts {targets[0]}–{targets[-1]}")
+    summaries = [materialize(["macro_history"])]
+    print(summaries[0].line())
+    for selection, quarters in ((["nco_panel"], history_only), (["nco_panel", "nco_prompts"], targets)):
+        if summaries[-1].success:
+            summaries += materialize_quarters(selection, quarters)
+    return _report(summaries)
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    from cecl_pipeline.defs.runs import materialize, materialize_quarters
+
+    selection = [s.strip() for s in args.select.split(",") if s.strip()]
+    if args.first is None:
+        summary = materialize(selection)
+        print(summary.line())
+        return _report([summary])
+    return _report(materialize_quarters(selection, quarter_list(args.first, args.last)))
+
+
+def _report(summaries) -> int:
+    failed = [s for s in summaries if not s.success]
+    print(f"{len(summaries) - len(failed)} run(s) succeeded, {len(failed)} failed · DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
+    return 1 if failed else 0
+
+
+def cmd_import_history(args: argparse.Namespace) -> int:
+    from cecl_pipeline.panel.importer import import_history
+
+    series = dict(pair.split("=", 1) for pair in args.series or [])
+    layout = data_layout()
+    report = import_history(Path(args.file), layout, args.kind, series, args.entity_id, args.replace)
+    if report.kind == "macro":
+        print(f"macro table: {report.rows} quarters ({report.quarters[0]}–{report.quarters[-1]}) → {layout.macro_csv}")
+    else:
+        print(f"{report.kind} format: {report.rows} rows → {len(report.written)} drop file(s) in {layout.raw_nco_dir}")
+        if report.quarters:
+            print(f"quarters {report.quarters[0]}–{report.quarters[-1]}")
+        if report.skipped_missing_rate:
+            print(f"skipped {report.skipped_missing_rate} row(s) without an nco_rate (blank in the file)")
+    return 0
+
+
+def cmd_synthesize(args: argparse.Namespace) -> int:
+    from cecl_pipeline.panel.default_data import write_synthetic
+    from cecl_pipeline.panel.store import drop_file_quarters
+
+    layout = data_layout()
+    if drop_file_quarters(layout) and not args.force:
+        print(f"{layout.raw_nco_dir} already holds drop files; pass --force to overwrite them with synthetic data", file=sys.stderr)
+        return 2
+    rows = write_synthetic(layout, args.banks, args.seed, args.first, args.last)
+    print(f"wrote {rows} synthetic rows ({args.banks} banks, seed {args.seed}, {args.first}–{args.last}) to {layout.raw_nco_dir} and {layout.macro_csv}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
+    return subprocess.call(command, cwd=PROJECT_ROOT)
+
+
+def cmd_paths(args: argparse.Namespace) -> int:
+    from cecl_pipeline.settings import checkpoint_dir
+
+    layout = data_layout()
+    print(f"CECL_DATA_DIR        {layout.root}\nCECL_CHECKPOINT_DIR  {checkpoint_dir()}\nDAGSTER_HOME         {os.environ['DAGSTER_HOME']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cecl", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="the main job on the embedded default (synthetic data on first run)", description=cmd_run.__doc__)
+    run.add_argument("--first", default=DEFAULT_TARGET_QUARTERS[0], help="first target quarter, e.g. 2023Q1 (default %(default)s)")
+    run.add_argument("--last", default=DEFAULT_TARGET_QUARTERS[1], help="last target quarter (default %(default)s)")
+    run.set_defaults(func=cmd_run)
+
+    mat = sub.add_parser("materialize", help="materialize assets for a quarter or a range, one run per quarter in order")
+    mat.add_argument("--select", required=True, help="comma-separated asset names, e.g. nco_panel,nco_prompts")
+    mat.add_argument("--first", help="quarter (e.g. 2019Q1); omit for unpartitioned assets such as macro_history")
+    mat.add_argument("--last", help="last quarter of a range (default: --first)")
+    mat.set_defaults(func=cmd_materialize)
+
+    imp = sub.add_parser("import-history", help="split a history file into quarterly drop files (or store the macro table)")
+    imp.add_argument("file", help="long-format CSV/Parquet, a FRED CSV download, or the macro history CSV")
+    imp.add_argument("--kind", choices=("auto", "long", "fred", "macro"), default="auto", help="file format (default: detect)")
+    imp.add_argument("--series", action="append", metavar="ID=SEGMENT", help="FRED series id → segment name (repeatable)")
+    imp.add_argument("--entity-id", default="US_COMMERCIAL_BANKS", help="entity_id for FRED series (default %(default)s)")
+    imp.add_argument("--replace", action="store_true", help="overwrite values that differ from existing drop files")
+    imp.set_defaults(func=cmd_import_history)
+
+    syn = sub.add_parser("synthesize", help="write the seeded synthetic panel and macro table as drop files")
+    syn.add_argument("--banks", type=int, default=40, help="number of banks (default %(default)s)")
+    syn.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    syn.add_argument("--first", default="2000Q1", help="first quarter (default %(default)s)")
+    syn.add_argument("--last", default="2024Q4", help="last quarter (default %(default)s)")
+    syn.add_argument("--force", action="store_true", help="overwrite existing drop files")
+    syn.set_defaults(func=cmd_synthesize)
+
+    ui = sub.add_parser("ui", help="start the Dagster web UI and daemon (dagster dev) on this project")
+    ui.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s: this machine only)")
+    ui.add_argument("--port", type=int, default=3000, help="port (default %(default)s)")
+    ui.set_defaults(func=cmd_ui)
+
+    paths = sub.add_parser("paths", help="show where data, checkpoints and the Dagster instance live")
+    paths.set_defaults(func=cmd_paths)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    prepare_dagster_home()
+    from cecl_pipeline.panel.errors import DropFileError
+    from cecl_pipeline.quarters import QuarterError
+
+    try:
+        return args.func(args)
+    except (DropFileError, QuarterError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+"""The one Dagster Definitions object for the project."""
+
+import dagster as dg
+
+from cecl_pipeline.defs.panel import macro_history, nco_panel
+from cecl_pipeline.defs.prompts import nco_prompts
+from cecl_pipeline.defs.resources import DataPaths
+
+defs = dg.Definitions(
+    assets=[macro_history, nco_panel, nco_prompts],
+    resources={"paths": DataPaths()},
+)

@@ -1,0 +1,105 @@
+"""Launch materializations in process against the persistent instance, one run per quarter, in order.
+
+The CLI calls this so every command is a real Dagster run that shows up in the web UI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import dagster as dg
+
+from cecl_pipeline.quarters import to_partition_key
+
+# The CLI prints one line per run; the full event log stays in the instance and the web UI.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+@dataclass
+class RunSummary:
+    label: str
+    success: bool
+    run_id: str
+    checks_passed: int
+    checks_total: int
+    failed_checks: list[str]
+    error: str = ""
+
+    def line(self) -> str:
+        checks = f" · checks {self.checks_passed}/{self.checks_total}" if self.checks_total else ""
+        if self.success and not self.failed_checks:
+            return f"✓ {self.label}{checks}"
+        detail = self.error or "failed checks: " + ", ".join(self.failed_checks)
+        return f"✗ {self.label}{checks} — {detail}"
+
+
+def _all_assets():
+    from cecl_pipeline.definitions import defs
+
+    return defs, list(defs.assets or [])
+
+
+def run_assets(
+    selection: Sequence[str], quarter: str | None = None, instance: dg.DagsterInstance | None = None, run_config: dict | None = None
+) -> dg.ExecuteInProcessResult:
+    """One in-process run of ``selection`` (asset names) for a quarter, or unpartitioned when ``quarter`` is None."""
+    defs, assets = _all_assets()
+    config = {**QUIET_LOGS, **(run_config or {})}
+    return dg.materialize(
+        assets,
+        selection=list(selection),
+        partition_key=to_partition_key(quarter) if quarter else None,
+        instance=instance or dg.DagsterInstance.get(),
+        resources=defs.resources,
+        run_config=config,
+        raise_on_error=False,
+        tags={"cecl/quarter": quarter} if quarter else None,
+    )
+
+
+def materialize(
+    selection: Sequence[str], quarter: str | None = None, instance: dg.DagsterInstance | None = None, run_config: dict | None = None
+) -> RunSummary:
+    result = run_assets(selection, quarter, instance, run_config)
+    return _summarise(result, f"{'+'.join(selection)} {quarter or ''}".strip())
+
+
+def materialize_quarters(
+    selection: Sequence[str], quarters: Sequence[str], instance: dg.DagsterInstance | None = None, progress: Callable[[str], None] = print
+) -> list[RunSummary]:
+    """One run per quarter, oldest first; stops at the first failure because later quarters build on earlier ones."""
+    summaries = []
+    for i, quarter in enumerate(quarters, 1):
+        summary = materialize(selection, quarter, instance)
+        progress(f"[{i}/{len(quarters)}] {summary.line()}")
+        summaries.append(summary)
+        if not summary.success:
+            if i < len(quarters):
+                progress(f"stopped: {len(quarters) - i} later quarter(s) not run; see run {summary.run_id} in the web UI")
+            break
+    return summaries
+
+
+def _summarise(result: dg.ExecuteInProcessResult, label: str) -> RunSummary:
+    evaluations = result.get_asset_check_evaluations()
+    failed = [f"{e.check_name}" for e in evaluations if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
+    return RunSummary(
+        label=label,
+        success=result.success and not failed,
+        run_id=result.run_id,
+        checks_passed=sum(e.passed for e in evaluations),
+        checks_total=len(evaluations),
+        failed_checks=failed,
+        error=_failure_message(result),
+    )
+
+
+def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+    for event in result.get_step_failure_events():
+        data = event.step_failure_data
+        if data.user_failure_data and data.user_failure_data.description:
+            return data.user_failure_data.description
+        if data.error:
+            return data.error.message.strip()
+    return ""

@@ -1,0 +1,1 @@
+"""forecast stage (see DESIGN.md); filled in by later issues."""

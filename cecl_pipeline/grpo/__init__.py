@@ -1,0 +1,1 @@
+"""grpo stage (see DESIGN.md); filled in by later issues."""

@@ -1,0 +1,1 @@
+"""Pure JAX/Flax: Qwen3 model, HF→JAX conversion, tokenizer, KV-cache sampler."""

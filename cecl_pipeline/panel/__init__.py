@@ -1,0 +1,1 @@
+"""Pure pandas/pyarrow: panel schema, readers, synthetic data, validation suites, prompt windows."""

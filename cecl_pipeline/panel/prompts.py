@@ -1,0 +1,166 @@
+"""Prompts for the seed's environments, built column-wise from 12-quarter windows.
+
+Environments:
+- ``nco``: 12 quarters of the series → next quarter, with a short reasoning allowed before the tag.
+- ``nco_single``: the same history, answer with a single number in the tag and nothing else.
+- ``nco_enhanced``: adds QoQ/YoY changes, the 4-quarter mean and macro covariates for the same quarters.
+
+Rows are sorted and the Arrow schema is fixed, so identical inputs give byte-identical Parquet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cecl_pipeline.panel.schema import MACRO_QUARTER
+from cecl_pipeline.panel.text_format import fixed, join_lines
+from cecl_pipeline.panel.windows import Windows, assert_no_lookahead
+
+ANSWER_TAG = "answer"
+SYSTEM_PROMPT = (
+    "You are a credit risk analyst at a bank. You forecast next quarter's net charge-off (NCO) rate for a loan segment, "
+    "the input to the CECL allowance. Rates are annualized percentages of loans."
+)
+DEFAULT_MACRO_COLUMNS = ("unemployment_rate", "real_gdp_growth", "cpi_inflation", "treasury_10y", "bbb_yield", "house_price_index", "vix")
+
+
+@dataclass(frozen=True)
+class PromptEnv:
+    name: str
+    instruction: str
+    enhanced: bool = False
+
+
+ENVS = {
+    "nco": PromptEnv(
+        "nco",
+        "Think briefly about the trend, then give your forecast in percent inside <answer></answer> tags, e.g. <answer>1.23</answer>.",
+    ),
+    "nco_single": PromptEnv(
+        "nco_single",
+        "Reply with the forecast in percent inside <answer></answer> tags and nothing else, e.g. <answer>1.23</answer>.",
+    ),
+    "nco_enhanced": PromptEnv(
+        "nco_enhanced",
+        "Use the history, its changes and the macro covariates. Think briefly, then give your forecast in percent "
+        "inside <answer></answer> tags, e.g. <answer>1.23</answer>.",
+        enhanced=True,
+    ),
+}
+
+PROMPTS_SCHEMA = pa.schema(
+    [
+        ("prompt_id", pa.string()),
+        ("env", pa.string()),
+        ("entity_id", pa.string()),
+        ("segment", pa.string()),
+        ("target_quarter", pa.string()),
+        ("history_quarters", pa.list_(pa.string())),
+        ("history", pa.list_(pa.float64())),
+        ("target", pa.float64()),
+        ("system", pa.string()),
+        ("user", pa.string()),
+        ("prompt", pa.string()),
+    ]
+)
+
+
+class PlainTemplate:
+    """Used when no model tokenizer is configured: system and user text separated by a blank line."""
+
+    name = "plain"
+
+    def render(self, system: pa.Array, user: pa.Array) -> pa.Array:
+        return join_lines([system, user], "\n\n")
+
+
+def build_prompts(windows: Windows, env: PromptEnv, macro: pd.DataFrame | None = None, template=None, macro_columns=DEFAULT_MACRO_COLUMNS) -> pa.Table:
+    """One prompt per window, for one environment, as an Arrow table in PROMPTS_SCHEMA."""
+    assert_no_lookahead(windows.history_quarters, windows.target_quarter, "the prompt window")
+    n = len(windows)
+    keys = windows.keys
+    header = join_lines(
+        [pa.scalar("Segment: "), pa.array(keys["segment"].to_numpy(dtype=object), pa.string()), pa.scalar("\nEntity: "),
+         pa.array(keys["entity_id"].to_numpy(dtype=object), pa.string())], ""
+    )
+    body = _enhanced_table(windows, macro, macro_columns) if env.enhanced else _history_lines(windows)
+    question = f"What will the annualized net charge-off rate be in {windows.target_quarter}? {env.instruction}"
+    user = join_lines([header, body, pa.scalar(question)], "\n")
+    system = pa.array(np.full(n, SYSTEM_PROMPT, dtype=object), pa.string())
+    prompt = (template or PlainTemplate()).render(system, user)
+    entity = pa.array(keys["entity_id"].to_numpy(dtype=object), pa.string())
+    segment = pa.array(keys["segment"].to_numpy(dtype=object), pa.string())
+    prompt_id = join_lines([pa.scalar(env.name), entity, segment, pa.scalar(windows.target_quarter)], ":")
+    lookback = len(windows.history_quarters)
+    columns = {
+        "prompt_id": prompt_id,
+        "env": pa.array(np.full(n, env.name, dtype=object), pa.string()),
+        "entity_id": entity,
+        "segment": segment,
+        "target_quarter": pa.array(np.full(n, windows.target_quarter, dtype=object), pa.string()),
+        "history_quarters": _repeat_list(pa.array(windows.history_quarters, pa.string()), n),
+        "history": pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * lookback, lookback, dtype=np.int32)), pa.array(windows.history.ravel())),
+        "target": pa.array(windows.target),
+        "system": system,
+        "user": user,
+        "prompt": prompt,
+    }
+    return pa.table(columns, schema=PROMPTS_SCHEMA)
+
+
+def _repeat_list(values: pa.Array, n: int) -> pa.Array:
+    k = len(values)
+    indices = pa.array(np.tile(np.arange(k), n))
+    return pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32)), values.take(indices))
+
+
+def _history_lines(windows: Windows) -> pa.Array:
+    lines = [pa.scalar("Annualized net charge-off rate (%) by quarter, oldest first:")]
+    for k, quarter in enumerate(windows.history_quarters):
+        lines.append(join_lines([pa.scalar(f"{quarter}: "), fixed(windows.history[:, k])], ""))
+    return join_lines(lines)
+
+
+def _enhanced_table(windows: Windows, macro: pd.DataFrame | None, macro_columns) -> pa.Array:
+    """A pipe table: quarter | nco_rate | qoq | yoy | mean_4q | macro covariates, one line per history quarter."""
+    h = windows.history
+    macro_rows = _macro_rows(windows, macro, macro_columns)
+    columns = ["quarter", "nco_rate", "qoq_change", "yoy_change", "mean_4q", *macro_columns]
+    lines = [pa.scalar("History, oldest first (nco_rate in %, changes in percentage points):"), pa.scalar(" | ".join(columns))]
+    for k, quarter in enumerate(windows.history_quarters):
+        qoq = h[:, k] - h[:, k - 1] if k >= 1 else np.full(len(h), np.nan)
+        yoy = h[:, k] - h[:, k - 4] if k >= 4 else np.full(len(h), np.nan)
+        mean4 = h[:, k - 3 : k + 1].mean(axis=1) if k >= 3 else np.full(len(h), np.nan)
+        macro_text = " | ".join(_macro_value(macro_rows, quarter, c) for c in macro_columns)
+        lines.append(
+            join_lines(
+                [pa.scalar(quarter), fixed(h[:, k]), fixed(qoq, signed=True), fixed(yoy, signed=True), fixed(mean4), pa.scalar(macro_text)],
+                " | ",
+            )
+        )
+    return join_lines(lines)
+
+
+def _macro_rows(windows: Windows, macro: pd.DataFrame | None, macro_columns) -> pd.DataFrame:
+    if macro is None:
+        return pd.DataFrame(columns=[*macro_columns]).rename_axis(MACRO_QUARTER)
+    used = macro[macro[MACRO_QUARTER].isin(windows.history_quarters)]
+    assert_no_lookahead(used[MACRO_QUARTER], windows.target_quarter, "the macro covariates")
+    return used.set_index(MACRO_QUARTER)
+
+
+def _macro_value(rows: pd.DataFrame, quarter: str, column: str) -> str:
+    value = rows[column].get(quarter, np.nan) if column in rows else np.nan
+    return "n/a" if pd.isna(value) else f"{value:.2f}"
+
+
+def concat_sorted(tables: list[pa.Table]) -> pa.Table:
+    """Concatenate per-env tables and sort by (env, entity_id, segment) for a stable file."""
+    table = pa.concat_tables(tables) if tables else PROMPTS_SCHEMA.empty_table()
+    order = pc.sort_indices(table, sort_keys=[("env", "ascending"), ("entity_id", "ascending"), ("segment", "ascending")])
+    return table.take(order)

@@ -1,0 +1,65 @@
+"""Where the pipeline reads and writes, resolved from the environment with project-local defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The embedded default: target quarters the main command builds, and the synthetic panel behind them.
+DEFAULT_TARGET_QUARTERS = ("2023Q1", "2023Q4")
+DEFAULT_LOOKBACK = 12
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """The on-disk layout under CECL_DATA_DIR: raw drop files in, processed Parquet out."""
+
+    root: Path
+
+    @property
+    def raw_nco_dir(self) -> Path:
+        return self.root / "raw" / "nco"
+
+    @property
+    def macro_csv(self) -> Path:
+        return self.root / "raw" / "macro.csv"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.root / "processed"
+
+    @property
+    def rejected_dir(self) -> Path:
+        return self.processed_dir / "rejected"
+
+    def panel_parquet(self, quarter: str) -> Path:
+        return self.processed_dir / "nco_panel" / f"{quarter}.parquet"
+
+    def rejected_panel_parquet(self, quarter: str) -> Path:
+        return self.rejected_dir / "nco_panel" / f"{quarter}.parquet"
+
+    def prompts_parquet(self, quarter: str) -> Path:
+        return self.processed_dir / "nco_prompts" / f"{quarter}.parquet"
+
+    @property
+    def macro_parquet(self) -> Path:
+        return self.processed_dir / "macro_history.parquet"
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("CECL_DATA_DIR") or PROJECT_ROOT / "data").resolve()
+
+
+def checkpoint_dir() -> Path:
+    return Path(os.environ.get("CECL_CHECKPOINT_DIR") or PROJECT_ROOT / "checkpoints").resolve()
+
+
+def default_dagster_home() -> Path:
+    return PROJECT_ROOT / ".dagster_home"
+
+
+def data_layout(root: Path | str | None = None) -> DataLayout:
+    return DataLayout(Path(root).resolve() if root else data_dir())

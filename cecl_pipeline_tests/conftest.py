@@ -1,0 +1,47 @@
+"""Shared fixtures: real reference data from ../shared, isolated data folders and Dagster instances."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from cecl_pipeline.panel.default_data import write_synthetic
+from cecl_pipeline.settings import DataLayout
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED_DATA = SHARED / "data"
+QWEN3_TOKENIZER = SHARED / "qwen3" / "tokenizer"
+
+
+@pytest.fixture
+def layout(tmp_path, monkeypatch) -> DataLayout:
+    """An empty data folder, with CECL_DATA_DIR pointing at it."""
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("CECL_DATA_DIR", str(root))
+    monkeypatch.delenv("CECL_SYNTHETIC", raising=False)
+    return DataLayout(root)
+
+
+@pytest.fixture
+def synthetic_layout(layout) -> DataLayout:
+    """A data folder holding a small synthetic panel (8 banks, 2016Q1–2019Q4) as drop files."""
+    write_synthetic(layout, n_banks=8, seed=3, first="2016Q1", last="2019Q4")
+    return layout
+
+
+@pytest.fixture
+def instance(tmp_path, monkeypatch):
+    """A real, persistent (SQLite) Dagster instance in a temporary DAGSTER_HOME."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.instance_for_test(temp_dir=str(home)) as inst:
+        yield inst
+
+
+def pytest_configure(config):
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

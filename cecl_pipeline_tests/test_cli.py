@@ -1,0 +1,64 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cecl_pipeline.cli import build_parser, main
+from cecl_pipeline_tests.conftest import SHARED_DATA
+
+CECL = str(Path(sys.executable).with_name("cecl"))
+
+
+def subcommands():
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return sorted(action.choices)
+
+
+def test_console_script_help_lists_every_command():
+    done = subprocess.run([CECL, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    for name in subcommands():
+        assert name in done.stdout
+
+
+@pytest.mark.parametrize("command", subcommands())
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert f"usage: cecl {command}" in capsys.readouterr().out
+
+
+def test_import_history_real_files_then_bad_file_exits_2_without_traceback(layout, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert main(["import-history", str(SHARED_DATA / "fred_chargeoff_rates.csv")]) == 0
+    assert main(["import-history", str(SHARED_DATA / "frb_macro_history.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "568 rows → 154 drop file(s)" in out and "200 quarters (1976Q1–2025Q4)" in out
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"entity_id": ["X"], "segment": ["cards"], "quarter": ["2019Q1"], "nco_rate": ["lots"]}).to_csv(bad, index=False)
+    assert main(["import-history", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "row 2" in err and "'nco_rate'" in err and "Traceback" not in err
+
+
+def test_main_command_on_the_embedded_default(layout, tmp_path, capsys, monkeypatch):
+    """`cecl run` writes the synthetic default, then ingests 12 history quarters and builds prompts for the target."""
+    monkeypatch.setenv("CECL_SYNTHETIC", "1")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert main(["run", "--first", "2019Q1", "--last", "2019Q1"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote the synthetic default" in out and "14 run(s) succeeded, 0 failed" in out
+    prompts = pd.read_parquet(layout.prompts_parquet("2019Q1"))
+    assert len(prompts) == 3 * 40 * 4
+    assert (tmp_path / "home" / "dagster.yaml").is_symlink()
+
+
+def test_synthetic_data_is_not_written_into_a_users_folder_unasked(layout, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert main(["run", "--first", "2019Q1", "--last", "2019Q1"]) == 2
+    assert not layout.raw_nco_dir.exists()
+    assert f"no drop files in {layout.raw_nco_dir}" in capsys.readouterr().err

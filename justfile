@@ -1,0 +1,38 @@
+# Short commands for the pipeline's tasks. `just --list` shows them.
+# Runs go to the Dagster instance in .dagster_home/, so they show up in the web UI.
+
+set dotenv-load := false
+
+cecl := ".venv/bin/cecl"
+
+# create or update .venv from uv.lock
+setup:
+    bash scripts/setup.sh
+
+# the main job on the embedded default
+run *args:
+    {{cecl}} run {{args}}
+
+# the test suite (slow cases included)
+test *args:
+    bash scripts/test.sh {{args}}
+
+# the web UI and daemon on 127.0.0.1:3000
+ui port="3000":
+    {{cecl}} ui --port {{port}}
+
+# split a history file (long, FRED or macro CSV) into quarterly drop files
+import-history file *args:
+    {{cecl}} import-history {{file}} {{args}}
+
+# ingest and validate one quarter or a range, e.g. just ingest 2019Q1 2019Q4
+ingest first last="":
+    {{cecl}} materialize --select nco_panel --first {{first}} {{ if last != "" { "--last " + last } else { "" } }}
+
+# build the prompt datasets for a quarter or a range
+prompts first last="":
+    {{cecl}} materialize --select nco_panel,nco_prompts --first {{first}} {{ if last != "" { "--last " + last } else { "" } }}
+
+# the ingestion benchmark (5,000 banks × 4 segments × 60 quarters)
+bench-ingest *args:
+    .venv/bin/python benchmarks/ingest.py {{args}}
