@@ -71,8 +71,18 @@ def labels_from_ordinals(values: np.ndarray | pd.Series) -> pd.Series:
 
 
 def normalise_quarter_column(values: pd.Series) -> pd.Series:
-    """Labels, lower-case labels or quarter-start dates → canonical labels; anything else → <NA>."""
-    text = values.astype("string").str.strip()
+    """Labels, lower-case labels or quarter-start dates → canonical labels; anything else → <NA>.
+
+    A column holds few distinct quarters, so only the distinct values are parsed.
+    """
+    codes, uniques = pd.factorize(values.astype("string"), use_na_sentinel=True)
+    parsed = _normalise_distinct(pd.Series(uniques, dtype="string")).to_numpy(dtype=object)
+    out = np.where(codes >= 0, parsed[np.maximum(codes, 0)] if len(parsed) else None, None)
+    return pd.Series(out, index=values.index, dtype="string")
+
+
+def _normalise_distinct(values: pd.Series) -> pd.Series:
+    text = values.str.strip()
     as_label = ordinals(text)
     dates = text.str.extract(r"^(\d{4})-(01|04|07|10)-01$")
     as_date = pd.to_numeric(dates[0], errors="coerce") * 4 + (pd.to_numeric(dates[1], errors="coerce") - 1) // 3

@@ -17,7 +17,7 @@ import pyarrow.csv as pacsv
 
 from cecl_pipeline.files import atomic_path
 from cecl_pipeline.panel.errors import DropFileError, Offence
-from cecl_pipeline.panel.readers import parse_numbers, read_macro_file, read_panel_file, read_raw_table
+from cecl_pipeline.panel.readers import parse_numbers, read_columns, read_macro_file, read_panel_file, read_raw_table
 from cecl_pipeline.panel.schema import KEY_COLUMNS, MACRO_COLUMNS, MACRO_QUARTER, NUMERIC_COLUMNS, PANEL_COLUMNS, RATE_COLUMN
 from cecl_pipeline.quarters import normalise_quarter_column
 from cecl_pipeline.settings import DataLayout
@@ -46,7 +46,7 @@ class ImportReport:
 
 
 def detect_kind(path: Path) -> str:
-    columns = set(read_raw_table(path).columns)
+    columns = set(read_columns(path))
     if {"entity_id", "segment", "quarter", RATE_COLUMN} <= columns:
         return "long"
     if columns & set(FRED_DATE_COLUMNS):

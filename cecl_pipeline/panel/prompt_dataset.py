@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from cecl_pipeline.panel.prompts import ENVS, build_prompts, concat_sorted
+from cecl_pipeline.panel.prompts import ENVS, build_prompts
 from cecl_pipeline.panel.store import read_panel, read_panels, write_parquet
 from cecl_pipeline.panel.windows import build_windows, history_quarters
 from cecl_pipeline.settings import DEFAULT_LOOKBACK, DataLayout
@@ -63,7 +63,7 @@ def build_prompt_dataset(layout: DataLayout, request: PromptRequest) -> PromptDa
         warnings.append(f"{len(windows.gaps)} series have gaps in {quarters[0]}–{quarters[-1]} and get no prompt (listed in the metadata)")
     macro = _load_macro(layout, request)
     template = load_template(request)
-    table = concat_sorted([build_prompts(windows, ENVS[e], macro, template) for e in request.envs])
+    table = build_prompts(windows, [ENVS[e] for e in request.envs], macro, template)
     path = write_parquet(table, layout.prompts_parquet(request.quarter))
     return PromptDatasetResult(
         path=path,

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from cecl_pipeline.panel.schema import MACRO_QUARTER
 from cecl_pipeline.panel.text_format import fixed, join_lines
@@ -79,36 +78,56 @@ class PlainTemplate:
         return join_lines([system, user], "\n\n")
 
 
-def build_prompts(windows: Windows, env: PromptEnv, macro: pd.DataFrame | None = None, template=None, macro_columns=DEFAULT_MACRO_COLUMNS) -> pa.Table:
-    """One prompt per window, for one environment, as an Arrow table in PROMPTS_SCHEMA."""
+def build_prompts(windows: Windows, envs: list[PromptEnv], macro: pd.DataFrame | None = None, template=None, macro_columns=DEFAULT_MACRO_COLUMNS) -> pa.Table:
+    """Prompts for every env over one set of windows, sorted by (env, entity_id, segment), in PROMPTS_SCHEMA.
+
+    Windows come sorted by (entity_id, segment), so concatenating the envs in name order keeps the
+    file order stable without a sort. The history is formatted once and shared by every env.
+    """
     assert_no_lookahead(windows.history_quarters, windows.target_quarter, "the prompt window")
-    n = len(windows)
-    keys = windows.keys
-    header = join_lines(
-        [pa.scalar("Segment: "), pa.array(keys["segment"].to_numpy(dtype=object), pa.string()), pa.scalar("\nEntity: "),
-         pa.array(keys["entity_id"].to_numpy(dtype=object), pa.string())], ""
-    )
-    body = _enhanced_table(windows, macro, macro_columns) if env.enhanced else _history_lines(windows)
+    shared = _SharedColumns(windows)
+    bodies: dict[bool, pa.Array] = {}
+    tables = []
+    for env in sorted(envs, key=lambda e: e.name):
+        if env.enhanced not in bodies:
+            bodies[env.enhanced] = _enhanced_table(windows, shared, macro, macro_columns) if env.enhanced else _history_lines(windows, shared)
+        tables.append(_env_table(windows, shared, env, bodies[env.enhanced], template or PlainTemplate()))
+    return pa.concat_tables(tables) if tables else PROMPTS_SCHEMA.empty_table()
+
+
+class _SharedColumns:
+    """Columns every env of one quarter has in common, built once."""
+
+    def __init__(self, windows: Windows):
+        n = len(windows)
+        self.entity = pa.array(windows.keys["entity_id"].to_numpy(dtype=object), pa.string())
+        self.segment = pa.array(windows.keys["segment"].to_numpy(dtype=object), pa.string())
+        self.header = join_lines([pa.scalar("Segment: "), self.segment, pa.scalar("\nEntity: "), self.entity], "")
+        self.history_text = [fixed(windows.history[:, k]) for k in range(windows.history.shape[1])]
+        self.system = pa.array(np.full(n, SYSTEM_PROMPT, dtype=object), pa.string())
+        lookback = len(windows.history_quarters)
+        offsets = pa.array(np.arange(0, (n + 1) * lookback, lookback, dtype=np.int32))
+        self.history = pa.ListArray.from_arrays(offsets, pa.array(windows.history.ravel()))
+        self.history_quarters = _repeat_list(pa.array(windows.history_quarters, pa.string()), n)
+        self.target_quarter = pa.array(np.full(n, windows.target_quarter, dtype=object), pa.string())
+        self.target = pa.array(windows.target)
+
+
+def _env_table(windows: Windows, shared: _SharedColumns, env: PromptEnv, body: pa.Array, template) -> pa.Table:
     question = f"What will the annualized net charge-off rate be in {windows.target_quarter}? {env.instruction}"
-    user = join_lines([header, body, pa.scalar(question)], "\n")
-    system = pa.array(np.full(n, SYSTEM_PROMPT, dtype=object), pa.string())
-    prompt = (template or PlainTemplate()).render(system, user)
-    entity = pa.array(keys["entity_id"].to_numpy(dtype=object), pa.string())
-    segment = pa.array(keys["segment"].to_numpy(dtype=object), pa.string())
-    prompt_id = join_lines([pa.scalar(env.name), entity, segment, pa.scalar(windows.target_quarter)], ":")
-    lookback = len(windows.history_quarters)
+    user = join_lines([shared.header, body, pa.scalar(question)], "\n")
     columns = {
-        "prompt_id": prompt_id,
-        "env": pa.array(np.full(n, env.name, dtype=object), pa.string()),
-        "entity_id": entity,
-        "segment": segment,
-        "target_quarter": pa.array(np.full(n, windows.target_quarter, dtype=object), pa.string()),
-        "history_quarters": _repeat_list(pa.array(windows.history_quarters, pa.string()), n),
-        "history": pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * lookback, lookback, dtype=np.int32)), pa.array(windows.history.ravel())),
-        "target": pa.array(windows.target),
-        "system": system,
+        "prompt_id": join_lines([pa.scalar(env.name), shared.entity, shared.segment, pa.scalar(windows.target_quarter)], ":"),
+        "env": pa.array(np.full(len(windows), env.name, dtype=object), pa.string()),
+        "entity_id": shared.entity,
+        "segment": shared.segment,
+        "target_quarter": shared.target_quarter,
+        "history_quarters": shared.history_quarters,
+        "history": shared.history,
+        "target": shared.target,
+        "system": shared.system,
         "user": user,
-        "prompt": prompt,
+        "prompt": template.render(shared.system, user),
     }
     return pa.table(columns, schema=PROMPTS_SCHEMA)
 
@@ -119,14 +138,14 @@ def _repeat_list(values: pa.Array, n: int) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32)), values.take(indices))
 
 
-def _history_lines(windows: Windows) -> pa.Array:
+def _history_lines(windows: Windows, shared: _SharedColumns) -> pa.Array:
     lines = [pa.scalar("Annualized net charge-off rate (%) by quarter, oldest first:")]
     for k, quarter in enumerate(windows.history_quarters):
-        lines.append(join_lines([pa.scalar(f"{quarter}: "), fixed(windows.history[:, k])], ""))
+        lines.append(join_lines([pa.scalar(f"{quarter}: "), shared.history_text[k]], ""))
     return join_lines(lines)
 
 
-def _enhanced_table(windows: Windows, macro: pd.DataFrame | None, macro_columns) -> pa.Array:
+def _enhanced_table(windows: Windows, shared: _SharedColumns, macro: pd.DataFrame | None, macro_columns) -> pa.Array:
     """A pipe table: quarter | nco_rate | qoq | yoy | mean_4q | macro covariates, one line per history quarter."""
     h = windows.history
     macro_rows = _macro_rows(windows, macro, macro_columns)
@@ -139,7 +158,7 @@ def _enhanced_table(windows: Windows, macro: pd.DataFrame | None, macro_columns)
         macro_text = " | ".join(_macro_value(macro_rows, quarter, c) for c in macro_columns)
         lines.append(
             join_lines(
-                [pa.scalar(quarter), fixed(h[:, k]), fixed(qoq, signed=True), fixed(yoy, signed=True), fixed(mean4), pa.scalar(macro_text)],
+                [pa.scalar(quarter), shared.history_text[k], fixed(qoq, signed=True), fixed(yoy, signed=True), fixed(mean4), pa.scalar(macro_text)],
                 " | ",
             )
         )
@@ -157,10 +176,3 @@ def _macro_rows(windows: Windows, macro: pd.DataFrame | None, macro_columns) -> 
 def _macro_value(rows: pd.DataFrame, quarter: str, column: str) -> str:
     value = rows[column].get(quarter, np.nan) if column in rows else np.nan
     return "n/a" if pd.isna(value) else f"{value:.2f}"
-
-
-def concat_sorted(tables: list[pa.Table]) -> pa.Table:
-    """Concatenate per-env tables and sort by (env, entity_id, segment) for a stable file."""
-    table = pa.concat_tables(tables) if tables else PROMPTS_SCHEMA.empty_table()
-    order = pc.sort_indices(table, sort_keys=[("env", "ascending"), ("entity_id", "ascending"), ("segment", "ascending")])
-    return table.take(order)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -55,9 +56,13 @@ def read_panels(paths: list[Path]) -> pd.DataFrame:
 
 def panel_summary(frame: pd.DataFrame) -> dict:
     rate = frame[RATE_COLUMN]
+    finite = rate[np.isfinite(rate)]
     return {
         "rows": len(frame),
         "entities": int(frame["entity_id"].nunique()),
         "segments": sorted(frame["segment"].unique().tolist()),
-        "nco_rate": {k: (round(float(v), 4) if pd.notna(v) else None) for k, v in rate.describe().items() if k != "count"},
+        "nco_rate": {
+            **{k: (round(float(v), 4) if pd.notna(v) else None) for k, v in finite.describe().items() if k != "count"},
+            "missing_or_infinite": int(len(rate) - len(finite)),
+        },
     }

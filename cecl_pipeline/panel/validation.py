@@ -7,6 +7,7 @@ GX is imported inside the functions: it takes seconds to import and most callers
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import uuid
@@ -31,6 +32,7 @@ class PanelLimits:
     nco_rate_warn_above: float = 20.0
     identity_atol: float = 0.5  # same units as the amounts (e.g. $ thousands)
     identity_rtol: float = 1e-6
+    amount_abs_max: float = 1e15  # beyond any bank's book in any currency unit: a unit or parsing error
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ PANEL_CHECKS = (
     CheckSpec("nco_rate_in_range", "nco_rate is present, finite and within the configured range", True),
     CheckSpec("nco_rate_high", "nco_rate above the warning level (review, not blocking)", False),
     CheckSpec("loans_positive", "loans > 0 where given", True),
+    CheckSpec("amounts_valid", "amounts finite and of sane magnitude, gross charge-offs and recoveries ≥ 0, where given", True),
     CheckSpec("net_charge_off_identity", "net_charge_offs = charge_offs − recoveries within tolerance, where given", True),
     CheckSpec("series_continuity", "every entity/segment present last quarter is present now (warning)", False),
 )
@@ -95,6 +98,7 @@ def validate_panel(
             column=RATE_COLUMN, max_value=limits.nco_rate_warn_above, meta=_meta("nco_rate_high", RATE_COLUMN, f"above {limits.nco_rate_warn_above}")
         ),
         gxe.ExpectColumnValuesToBeBetween(column="loans", min_value=0, strict_min=True, meta=_meta("loans_positive", "loans", "not > 0")),
+        *_amount_expectations(limits),
         gxe.ExpectColumnValuesToBeBetween(
             column="__identity_excess__", max_value=0, meta=_meta("net_charge_off_identity", "net_charge_offs", "≠ charge_offs − recoveries")
         ),
@@ -102,6 +106,21 @@ def validate_panel(
     outcomes = _run_suite(frame, expectations, PANEL_CHECKS[:-1], report_columns={"__identity_excess__": "net_charge_offs"})
     outcomes.append(_continuity(panel, previous))
     return outcomes
+
+
+def _amount_expectations(limits: PanelLimits) -> list:
+    import great_expectations.expectations as gxe
+
+    bound = limits.amount_abs_max
+    return [
+        gxe.ExpectColumnValuesToBeBetween(
+            column=column,
+            min_value=0 if column in ("charge_offs", "recoveries") else -bound,
+            max_value=bound,
+            meta=_meta("amounts_valid", column, f"not finite, beyond ±{bound:g}" + (" or negative" if column in ("charge_offs", "recoveries") else "")),
+        )
+        for column in NUMERIC_COLUMNS[1:]
+    ]
 
 
 def validate_macro(macro: pd.DataFrame) -> list[CheckOutcome]:
@@ -187,18 +206,29 @@ def _continuity(panel: pd.DataFrame, previous: pd.DataFrame | None) -> CheckOutc
 
 
 def _gx_validate(frame: pd.DataFrame, expectations: list) -> list:
+    """Validate ``frame`` against ``expectations`` as a throwaway suite on the shared ephemeral context."""
     import great_expectations as gx
 
+    context, batch_definition = _gx_context()
+    suite = context.suites.add(gx.ExpectationSuite(name=f"suite-{uuid.uuid4().hex}", expectations=expectations))
+    try:
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        return batch.validate(suite, result_format={"result_format": "COMPLETE", "include_unexpected_rows": False}).results
+    finally:
+        context.suites.delete(suite.name)
+
+
+@functools.cache
+def _gx_context():
+    """One in-memory GX context per process: building it costs more than validating a quarter."""
+    import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     _quiet_gx()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    name = f"frame-{uuid.uuid4().hex[:8]}"
-    batch_definition = context.data_sources.add_pandas(name).add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
-    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    return batch.validate(suite, result_format={"result_format": "COMPLETE", "include_unexpected_rows": False}).results
+    batch_definition = context.data_sources.add_pandas("frames").add_dataframe_asset("frame").add_batch_definition_whole_dataframe("whole")
+    return context, batch_definition
 
 
 def _quiet_gx() -> None:

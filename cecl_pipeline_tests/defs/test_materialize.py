@@ -10,6 +10,7 @@ import pytest
 
 from cecl_pipeline.defs.runs import materialize_quarters, run_assets
 from cecl_pipeline.files import sha256_file
+from cecl_pipeline.panel.validation import PANEL_CHECKS
 from cecl_pipeline.quarters import quarter_range
 from cecl_pipeline.settings import PROJECT_ROOT
 
@@ -28,7 +29,7 @@ def test_panel_and_prompts_over_several_quarters(synthetic_layout, instance):
     assert run_assets(["macro_history"], None, instance).success
     history = materialize_quarters(["nco_panel"], quarter_range("2016Q1", "2018Q4"), instance, progress=lambda _: None)
     targets = materialize_quarters(["nco_panel", "nco_prompts"], ["2019Q1", "2019Q2"], instance, progress=lambda _: None)
-    assert all(s.success and s.checks_passed == s.checks_total == 8 for s in history + targets)
+    assert all(s.success and s.checks_passed == s.checks_total == len(PANEL_CHECKS) for s in history + targets)
 
     panel = latest(instance, "nco_panel", "2019Q2")
     assert panel.metadata["rows"].value == 32 and panel.metadata["entities"].value == 8

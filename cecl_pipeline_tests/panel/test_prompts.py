@@ -44,6 +44,8 @@ def test_dataset_is_byte_identical_for_identical_inputs(built):
 def test_every_env_every_series_with_history_and_target(built):
     result = build_prompt_dataset(built, PromptRequest("2019Q1"))
     table = pd.read_parquet(result.path)
+    keys = list(zip(table.env, table.entity_id, table.segment))
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
     assert result.examples == 8 * 4 and len(table) == 3 * 32
     assert sorted(table.env.unique()) == sorted(ENVS)
     row = table[table.env == "nco_single"].iloc[0]
@@ -69,10 +71,10 @@ def test_macro_from_the_target_quarter_is_refused():
                       np.ones((1, 12)), np.ones(1), pd.DataFrame(), 0)
     macro = pd.DataFrame({"quarter": ["2018Q4", "2019Q1"], "unemployment_rate": [4.0, 4.1]})
     # a macro table that reaches the target quarter is fine: only the window's quarters are used
-    build_prompts(windows, ENVS["nco_enhanced"], macro, macro_columns=("unemployment_rate",))
+    build_prompts(windows, [ENVS["nco_enhanced"]], macro, macro_columns=("unemployment_rate",))
     windows.history_quarters = quarter_range("2016Q2", "2019Q1")
     with pytest.raises(LookaheadError):
-        build_prompts(windows, ENVS["nco_enhanced"], macro, macro_columns=("unemployment_rate",))
+        build_prompts(windows, [ENVS["nco_enhanced"]], macro, macro_columns=("unemployment_rate",))
 
 
 @pytest.mark.parametrize("thinking", [False, True])
