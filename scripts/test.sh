@@ -3,5 +3,5 @@
 # e.g. -m "not slow" for a quick local loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --test-reference
 exec .venv/bin/python -m pytest -n 2 "$@"
