@@ -31,7 +31,7 @@ def quarter_list(first: str, last: str | None) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The main job on the embedded default: macro, panels for every needed quarter, prompts for the targets."""
+    """The main job on the embedded default: the model and its JAX conversion, then macro, panels and prompts."""
     from cecl_pipeline.defs.runs import materialize, materialize_quarters
     from cecl_pipeline.panel.default_data import ensure_default_data
     from cecl_pipeline.panel.store import drop_file_quarters
@@ -48,9 +48,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     targets = quarter_list(args.first, args.last)
     history_only = q.quarter_range(q.shift(targets[0], -DEFAULT_LOOKBACK), q.shift(targets[0], -1))
-    print(f"macro_history, nco_panel {history_only[0]}–{targets[-1]}, nco_prompts {targets[0]}–{targets[-1]}")
-    summaries = [materialize(["macro_history"])]
-    print(summaries[0].line())
+    print(f"hf_checkpoint, jax_checkpoint, macro_history, nco_panel {history_only[0]}–{targets[-1]}, nco_prompts {targets[0]}–{targets[-1]}")
+    summaries = []
+    for selection in (["hf_checkpoint", "jax_checkpoint"], ["macro_history"]):
+        summaries.append(materialize(selection))
+        print(summaries[-1].line())
+        if not summaries[-1].success:
+            return _report(summaries)
     for selection, quarters in ((["nco_panel"], history_only), (["nco_panel", "nco_prompts"], targets)):
         if summaries[-1].success:
             summaries += materialize_quarters(selection, quarters)

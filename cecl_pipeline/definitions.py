@@ -2,11 +2,12 @@
 
 import dagster as dg
 
+from cecl_pipeline.defs.model import ModelCheckpoints, hf_checkpoint, jax_checkpoint
 from cecl_pipeline.defs.panel import macro_history, nco_panel
 from cecl_pipeline.defs.prompts import nco_prompts
 from cecl_pipeline.defs.resources import DataPaths
 
 defs = dg.Definitions(
-    assets=[macro_history, nco_panel, nco_prompts],
-    resources={"paths": DataPaths()},
+    assets=[hf_checkpoint, jax_checkpoint, macro_history, nco_panel, nco_prompts],
+    resources={"paths": DataPaths(), "models": ModelCheckpoints()},
 )

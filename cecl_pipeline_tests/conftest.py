@@ -16,6 +16,14 @@ SHARED_DATA = SHARED / "data"
 QWEN3_TOKENIZER = SHARED / "qwen3" / "tokenizer"
 
 
+@pytest.fixture(autouse=True)
+def isolated_outputs(tmp_path, monkeypatch):
+    """No test writes into the project's data/, checkpoints/ or .dagster_home/."""
+    monkeypatch.setenv("CECL_DATA_DIR", str(tmp_path / "isolated-data"))
+    monkeypatch.setenv("CECL_CHECKPOINT_DIR", str(tmp_path / "isolated-checkpoints"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "isolated-dagster-home"))
+
+
 @pytest.fixture
 def layout(tmp_path, monkeypatch) -> DataLayout:
     """An empty data folder, with CECL_DATA_DIR pointing at it."""

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,6 @@ def test_every_command_has_help(command, capsys):
 
 
 def test_import_history_real_files_then_bad_file_exits_2_without_traceback(layout, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     assert main(["import-history", str(SHARED_DATA / "fred_chargeoff_rates.csv")]) == 0
     assert main(["import-history", str(SHARED_DATA / "frb_macro_history.csv")]) == 0
     out = capsys.readouterr().out
@@ -46,19 +46,17 @@ def test_import_history_real_files_then_bad_file_exits_2_without_traceback(layou
 
 
 def test_main_command_on_the_embedded_default(layout, tmp_path, capsys, monkeypatch):
-    """`cecl run` writes the synthetic default, then ingests 12 history quarters and builds prompts for the target."""
+    """`cecl run` writes the default model and synthetic data, converts, ingests 12 history quarters, builds prompts."""
     monkeypatch.setenv("CECL_SYNTHETIC", "1")
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     assert main(["run", "--first", "2019Q1", "--last", "2019Q1"]) == 0
     out = capsys.readouterr().out
-    assert "wrote the synthetic default" in out and "14 run(s) succeeded, 0 failed" in out
+    assert "wrote the synthetic default" in out and "15 run(s) succeeded, 0 failed" in out
     prompts = pd.read_parquet(layout.prompts_parquet("2019Q1"))
     assert len(prompts) == 3 * 40 * 4
-    assert (tmp_path / "home" / "dagster.yaml").is_symlink()
+    assert (Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml").is_symlink()
 
 
 def test_synthetic_data_is_not_written_into_a_users_folder_unasked(layout, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     assert main(["run", "--first", "2019Q1", "--last", "2019Q1"]) == 2
     assert not layout.raw_nco_dir.exists()
     assert f"no drop files in {layout.raw_nco_dir}" in capsys.readouterr().err
