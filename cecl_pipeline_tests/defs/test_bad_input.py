@@ -325,39 +325,14 @@ def whitespace_segment(d: Drop) -> Expect:
 # ---- CSV: readable values that a blocking check refuses ----
 
 
-def nan_rate(d: Drop) -> Expect:
-    path = d.edit(4, "nco_rate", "NaN")
-    return _check("nco_rate_in_range", rows=(csv_line_where(path, lambda r: r["nco_rate"] == "NaN"),), column="nco_rate")
+def one_bad_cell(row_index: int, column: str, value: str, check: str) -> Callable[[Drop], Expect]:
+    """A case that writes ``value`` into one cell; ``check`` must fail and cite that line and column."""
 
+    def build(d: Drop) -> Expect:
+        path = d.edit(row_index, column, value)
+        return _check(check, rows=(csv_line_where(path, lambda r: r[column] == value),), column=column)
 
-def blank_rate(d: Drop) -> Expect:
-    path = d.edit(15, "nco_rate", "")
-    return _check("nco_rate_in_range", rows=(csv_line_where(path, lambda r: r["nco_rate"] == ""),), column="nco_rate")
-
-
-def inf_rate(d: Drop) -> Expect:
-    path = d.edit(20, "nco_rate", "inf")
-    return _check("nco_rate_in_range", rows=(csv_line_where(path, lambda r: r["nco_rate"] == "inf"),), column="nco_rate")
-
-
-def minus_inf_rate_in_last_row(d: Drop) -> Expect:
-    path = d.edit(len(d.rows) - 1, "nco_rate", "-inf")
-    return _check("nco_rate_in_range", rows=(csv_line_where(path, lambda r: r["nco_rate"] == "-inf"),), column="nco_rate")
-
-
-def absurd_rate(d: Drop) -> Expect:
-    path = d.edit(2, "nco_rate", "1e9")
-    return _check("nco_rate_in_range", rows=(csv_line_where(path, lambda r: r["nco_rate"] == "1e9"),), column="nco_rate")
-
-
-def negative_loans(d: Drop) -> Expect:
-    path = d.edit(8, "loans", "-1500.5")
-    return _check("loans_positive", rows=(csv_line_where(path, lambda r: r["loans"] == "-1500.5"),), column="loans")
-
-
-def zero_loans(d: Drop) -> Expect:
-    path = d.edit(18, "loans", "0")
-    return _check("loans_positive", rows=(csv_line_where(path, lambda r: r["loans"] == "0"),), column="loans")
+    return build
 
 
 def net_charge_offs_identity_broken(d: Drop) -> Expect:
@@ -376,16 +351,6 @@ def duplicate_key_rows(d: Drop) -> Expect:
     lines = csv_lines_where(path, lambda r: [r[c] for c in d.header] == dup)
     assert len(lines) == 2
     return _check("unique_keys", rows=tuple(lines), column="entity_id")
-
-
-def wrong_quarter_inside(d: Drop) -> Expect:
-    path = d.edit(5, "quarter", "2019Q2")
-    return _check("quarter_matches_partition", rows=(csv_line_where(path, lambda r: r["quarter"] == "2019Q2"),), column="quarter")
-
-
-def earlier_quarter_as_date_inside(d: Drop) -> Expect:
-    path = d.edit(25, "quarter", "2018-10-01")
-    return _check("quarter_matches_partition", rows=(csv_line_where(path, lambda r: r["quarter"] == "2018-10-01"),), column="quarter")
 
 
 # ---- Parquet ----
@@ -472,17 +437,17 @@ CASES = [
     Case("quarter_holds_a_number", quarter_holds_a_number),
     Case("blank_entity_id", blank_entity_id),
     Case("whitespace_segment", whitespace_segment),
-    Case("nan_rate", nan_rate),
-    Case("blank_rate", blank_rate),
-    Case("inf_rate", inf_rate),
-    Case("minus_inf_rate_in_last_row", minus_inf_rate_in_last_row),
-    Case("absurd_rate", absurd_rate),
-    Case("negative_loans", negative_loans),
-    Case("zero_loans", zero_loans),
+    Case("nan_rate", one_bad_cell(4, "nco_rate", "NaN", "nco_rate_in_range")),
+    Case("blank_rate", one_bad_cell(15, "nco_rate", "", "nco_rate_in_range")),
+    Case("inf_rate", one_bad_cell(20, "nco_rate", "inf", "nco_rate_in_range")),
+    Case("minus_inf_rate_in_last_row", one_bad_cell(-1, "nco_rate", "-inf", "nco_rate_in_range")),
+    Case("absurd_rate", one_bad_cell(2, "nco_rate", "1e9", "nco_rate_in_range")),
+    Case("negative_loans", one_bad_cell(8, "loans", "-1500.5", "loans_positive")),
+    Case("zero_loans", one_bad_cell(18, "loans", "0", "loans_positive")),
     Case("net_charge_offs_identity_broken", net_charge_offs_identity_broken),
     Case("duplicate_key_rows", duplicate_key_rows),
-    Case("wrong_quarter_inside", wrong_quarter_inside),
-    Case("earlier_quarter_as_date_inside", earlier_quarter_as_date_inside),
+    Case("wrong_quarter_inside", one_bad_cell(5, "quarter", "2019Q2", "quarter_matches_partition")),
+    Case("earlier_quarter_as_date_inside", one_bad_cell(25, "quarter", "2018-10-01", "quarter_matches_partition")),
     Case("truncated_parquet", truncated_parquet),
     Case("csv_text_named_parquet", csv_text_named_parquet),
     Case("parquet_header_only", parquet_header_only),
@@ -496,16 +461,6 @@ CASES = [
 
 
 # ---- Cases that once slipped through or were cited at the wrong place ----
-
-
-def inf_loans(d: Drop) -> Expect:
-    path = d.edit(3, "loans", "inf")
-    return _check("amounts_valid", rows=(csv_line_where(path, lambda r: r["loans"] == "inf"),), column="loans")
-
-
-def inf_charge_offs(d: Drop) -> Expect:
-    path = d.edit(3, "charge_offs", "inf")
-    return _check("amounts_valid", rows=(csv_line_where(path, lambda r: r["charge_offs"] == "inf"),), column="charge_offs")
 
 
 def parquet_timestamp_loans(d: Drop) -> Expect:
@@ -561,8 +516,8 @@ def extra_field_in_first_data_row(d: Drop) -> Expect:
 
 
 CASES += [
-    Case("inf_loans", inf_loans),
-    Case("inf_charge_offs", inf_charge_offs),
+    Case("inf_loans", one_bad_cell(3, "loans", "inf", "amounts_valid")),
+    Case("inf_charge_offs", one_bad_cell(3, "charge_offs", "inf", "amounts_valid")),
     Case("parquet_timestamp_loans", parquet_timestamp_loans),
     Case("parquet_boolean_rate", parquet_boolean_rate),
     Case("short_row", short_row),
