@@ -24,15 +24,17 @@ INIT_STD = 0.02  # HF's initializer_range for Qwen3
 class KVCache(flax.struct.PyTreeNode):
     """Static-size key/value cache: slot s of row b holds a token iff ``valid[b, s]``."""
 
-    keys: tuple[jax.Array, ...]  # per layer [B, S, K, D]
-    values: tuple[jax.Array, ...]  # per layer [B, S, K, D]
+    # Heads outside slots, keys transposed: both attention products are then plain batched matmuls
+    # over the cache as stored, with no per-step transpose copy of the whole cache.
+    keys: tuple[jax.Array, ...]  # per layer [B, K, D, S]
+    values: tuple[jax.Array, ...]  # per layer [B, K, S, D]
     valid: jax.Array  # [B, S] bool
 
     @classmethod
     def empty(cls, config: Qwen3Config, batch: int, length: int) -> KVCache:
-        shape = (batch, length, config.num_key_value_heads, config.head_dim)
-        zeros = tuple(jnp.zeros(shape, config.dtype) for _ in range(config.num_hidden_layers))
-        return cls(keys=zeros, values=zeros, valid=jnp.zeros((batch, length), bool))
+        k, d = config.num_key_value_heads, config.head_dim
+        zeros = lambda shape: tuple(jnp.zeros(shape, config.dtype) for _ in range(config.num_hidden_layers))
+        return cls(keys=zeros((batch, k, d, length)), values=zeros((batch, k, length, d)), valid=jnp.zeros((batch, length), bool))
 
     @property
     def length(self) -> int:
@@ -83,15 +85,18 @@ class Attention(nn.Module):
         value = dense(k * d, c, "v_proj")(x).reshape(b, t, k, d)
         q = rope(RMSNorm(c.rms_norm_eps, c.dtype, c.param_dtype, name="q_norm")(q), positions, c.rope_theta)
         key = rope(RMSNorm(c.rms_norm_eps, c.dtype, c.param_dtype, name="k_norm")(key), positions, c.rope_theta)
+        key, value = key.transpose(0, 2, 3, 1), value.transpose(0, 2, 1, 3)  # [B, K, D, T], [B, K, T, D]
         if cache_kv is not None:  # write the new tokens into their slots, attend over the whole cache
             cached_k, cached_v = cache_kv
-            key = jax.lax.dynamic_update_slice(cached_k, key.astype(cached_k.dtype), (0, cache_index, 0, 0))
-            value = jax.lax.dynamic_update_slice(cached_v, value.astype(cached_v.dtype), (0, cache_index, 0, 0))
-        grouped_q = q.reshape(b, t, k, h // k, d)  # [B, T, K, G, D]
-        scores = jnp.einsum("btkgd,bskd->bkgts", grouped_q, key.astype(q.dtype)).astype(jnp.float32) * d**-0.5
-        scores = jnp.where(mask[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)  # [B, K, G, T, S]
-        weights = jax.nn.softmax(scores, axis=-1).astype(c.dtype)
-        out = jnp.einsum("bkgts,bskd->btkgd", weights, value.astype(c.dtype)).reshape(b, t, h * d)
+            key = jax.lax.dynamic_update_slice(cached_k, key.astype(cached_k.dtype), (0, 0, 0, cache_index))
+            value = jax.lax.dynamic_update_slice(cached_v, value.astype(cached_v.dtype), (0, 0, cache_index, 0))
+        g = h // k
+        grouped_q = q.reshape(b, t, k, g, d).transpose(0, 2, 3, 1, 4).reshape(b, k, g * t, d)  # [B, K, G*T, D]
+        scores = jnp.einsum("bkqd,bkds->bkqs", grouped_q, key.astype(q.dtype)).astype(jnp.float32) * d**-0.5
+        scores = jnp.where(mask[:, None, None, :, :], scores.reshape(b, k, g, t, -1), jnp.finfo(jnp.float32).min)  # [B, K, G, T, S]
+        weights = jax.nn.softmax(scores, axis=-1).astype(c.dtype).reshape(b, k, g * t, -1)
+        out = jnp.einsum("bkqs,bksd->bkqd", weights, value.astype(c.dtype))  # [B, K, G*T, D]
+        out = out.reshape(b, k, g, t, d).transpose(0, 3, 1, 2, 4).reshape(b, t, h * d)
         return dense(c.hidden_size, c, "o_proj")(out), (key, value)
 
 

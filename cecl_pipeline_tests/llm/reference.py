@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from flax.traverse_util import unflatten_dict
 from transformers import Qwen3Config as HFQwen3Config
@@ -10,6 +11,15 @@ from transformers import Qwen3ForCausalLM
 
 from cecl_pipeline.llm.config import Qwen3Config
 from cecl_pipeline.llm.param_names import hf_to_flax
+
+
+# (query heads, kv heads, tied): GQA ratios 1, 2 and 4, tied and untied heads
+GQA_CASES = [
+    pytest.param(4, 4, True, id="mha-tied"),
+    pytest.param(4, 2, False, id="gqa2-untied"),
+    pytest.param(4, 1, True, id="gqa4-tied"),
+    pytest.param(8, 2, False, id="gqa4-untied"),
+]
 
 
 def reference_model(kv_heads: int, tied: bool, heads: int = 4, layers: int = 2, vocab: int = 512, seed: int = 0) -> Qwen3ForCausalLM:

@@ -9,17 +9,11 @@ import torch
 from cecl_pipeline.llm.config import NAMED_CONFIGS, Qwen3Config
 from cecl_pipeline.llm.model import Qwen3, init_params, positions_from_valid
 from cecl_pipeline_tests.conftest import SHARED
-from cecl_pipeline_tests.llm.reference import left_padded_batch, our_config, our_params, reference_model
-
-CASES = [  # (query heads, kv heads, tied): GQA ratios 1, 2 and 4
-    pytest.param(4, 4, True, id="mha-tied"),
-    pytest.param(4, 2, False, id="gqa2-untied"),
-    pytest.param(4, 1, True, id="gqa4-tied"),
-    pytest.param(8, 2, False, id="gqa4-untied"),
-]
+from cecl_pipeline_tests.llm.reference import GQA_CASES, left_padded_batch, our_config, our_params, reference_model
 
 
-@pytest.mark.parametrize(("heads", "kv_heads", "tied"), CASES)
+
+@pytest.mark.parametrize(("heads", "kv_heads", "tied"), GQA_CASES)
 @pytest.mark.parametrize("lengths", [[7], [13, 5, 1], [11, 11]], ids=["odd", "left-padded", "full"])
 def test_logits_match_transformers(heads, kv_heads, tied, lengths):
     reference = reference_model(kv_heads, tied, heads=heads)

@@ -1,0 +1,149 @@
+"""Benchmark: our jitted KV-cache sampler against transformers' generate, side by side in one run.
+
+Same model shape (the "tiny" Qwen3: hidden 256, 4 layers, 4/2 heads, head_dim 64, intermediate
+768, vocab 4096) and the same weights in both; prompts of 128 tokens, 64 new tokens, EOS made
+unreachable so both produce exactly 64; sampling with the same temperature/top-k/top-p. Goal from
+the issue: ours >= 3x transformers' new tokens/s. Informative only: the script exits 0 either way.
+
+    .venv/bin/python benchmarks/sampling.py                        # batch 16 and 64, plain sampling at temperature 1
+    .venv/bin/python benchmarks/sampling.py --top-k 50 --top-p 0.95 --batch 16 --repeats 3
+
+Decode GFLOP/s counts, per fed token, 2 x (non-embedding matmul weights + the V x E head) plus
+attention 4 x layers x heads x head_dim x context (QK^T and weights·V over the real context, not
+the padded cache); the decode time is t(64 new tokens) - t(1 new token), i.e. 63 decode steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+from flax.traverse_util import unflatten_dict
+from transformers import Qwen3Config as HFQwen3Config
+from transformers import Qwen3ForCausalLM
+
+from cecl_pipeline.llm.config import NAMED_CONFIGS, Qwen3Config
+from cecl_pipeline.llm.param_names import hf_to_flax
+from cecl_pipeline.llm.sampler import SamplingConfig, sample
+
+GOAL_RATIO = 3.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--prompt", type=int, default=128)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=0, help="0: off (GRPO samples from the plain policy)")
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each side, interleaved; the median is reported")
+    return parser.parse_args(argv)
+
+
+def models(config: Qwen3Config) -> tuple[Qwen3ForCausalLM, dict]:
+    """A random transformers model with no reachable EOS, and the same weights as our params."""
+    hf = HFQwen3Config(**{**config.to_hf(), "eos_token_id": None, "pad_token_id": 0, "torch_dtype": "float32"})
+    torch.manual_seed(0)
+    reference = Qwen3ForCausalLM(hf).eval()
+    flat = {}
+    for name, tensor in reference.state_dict().items():
+        if name == "lm_head.weight" and config.tie_word_embeddings:
+            continue
+        path, transpose = hf_to_flax(name)
+        flat[path] = jnp.asarray(tensor.numpy().T if transpose else tensor.numpy())
+    return reference, unflatten_dict(flat)
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def ours_fn(params, config, ids, sampling, seed):
+    valid = jnp.ones(ids.shape, bool)
+    rng = jax.random.key(seed)
+    return lambda: sample(params, config, ids, valid, sampling, rng).tokens.block_until_ready()
+
+
+def theirs_fn(reference, ids, args):
+    ids_t = torch.from_numpy(ids.astype(np.int64))
+    mask = torch.ones_like(ids_t)
+
+    def run():
+        with torch.no_grad():
+            out = reference.generate(input_ids=ids_t, attention_mask=mask, do_sample=True, max_new_tokens=args.new_tokens,
+                                     min_new_tokens=args.new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                                     pad_token_id=0)
+        assert out.shape[1] == ids.shape[1] + args.new_tokens
+    return run
+
+
+def matmul_peak() -> float:
+    """GFLOP/s of a float32 2048x2048 jnp matmul, median of 5."""
+    a = jax.random.normal(jax.random.key(0), (2048, 2048), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    return 2 * 2048**3 / statistics.median(timed(lambda: f(a).block_until_ready()) for _ in range(5)) / 1e9
+
+
+def decode_flops(config: Qwen3Config, batch: int, prompt: int, steps: range) -> float:
+    """Matmul + attention FLOPs of feeding one token per row at each step in ``steps`` (formula in the module doc)."""
+    c = config
+    weights = c.num_hidden_layers * (c.hidden_size * c.head_dim * (2 * c.num_attention_heads + 2 * c.num_key_value_heads)
+                                     + 3 * c.hidden_size * c.intermediate_size) + c.vocab_size * c.hidden_size
+    attention = sum(4 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * (prompt + i) for i in steps)
+    return batch * (2 * weights * len(steps) + attention)
+
+
+def bench_batch(batch, args, config, reference, params, peak):
+    ids = np.random.default_rng(batch).integers(3, config.vocab_size, (batch, args.prompt)).astype(np.int32)
+    sampling = SamplingConfig(args.new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, eos_token_ids=())
+    ours, ours_one = ours_fn(params, config, jnp.asarray(ids), sampling, 0), ours_fn(params, config, jnp.asarray(ids), sampling.replace(max_new_tokens=1), 0)
+    theirs = theirs_fn(reference, ids, args)
+    first, first_one = timed(ours), timed(ours_one)
+    theirs()  # warm-up
+    times = {"ours": [], "ours_1": [], "theirs": []}
+    for _ in range(args.repeats):  # interleaved, so that load from other processes hits both sides alike
+        times["ours"].append(timed(ours))
+        times["ours_1"].append(timed(ours_one))
+        times["theirs"].append(timed(theirs))
+    t = {k: statistics.median(v) for k, v in times.items()}
+    new = batch * args.new_tokens
+    decode_s = t["ours"] - t["ours_1"]
+    gflops = decode_flops(config, batch, args.prompt, range(1, args.new_tokens)) / decode_s / 1e9
+    best = {k: min(v) for k, v in times.items()}
+    print(f"batch {batch:3d}: ours {new / t['ours']:8,.0f} tok/s ({t['ours'] * 1e3:7.1f} ms; compile+first {first:.2f} s, "
+          f"compile ~{first - t['ours']:.2f} s)   transformers {new / t['theirs']:8,.0f} tok/s ({t['theirs'] * 1e3:7.1f} ms)   "
+          f"ratio {t['theirs'] / t['ours']:.2f}x (goal >= {GOAL_RATIO:.0f}x)")
+    print(f"           decode: {decode_s / (args.new_tokens - 1) * 1e3:.2f} ms/step, {gflops:.1f} GFLOP/s = {100 * gflops / peak:.0f}% of the "
+          f"{peak:.0f} GFLOP/s matmul peak; prefill+1 step {t['ours_1'] * 1e3:.1f} ms (compile+first {first_one:.2f} s); "
+          f"spread ours {best['ours'] * 1e3:.0f}-{max(times['ours']) * 1e3:.0f} ms, transformers "
+          f"{best['theirs'] * 1e3:.0f}-{max(times['theirs']) * 1e3:.0f} ms (best-of ratio {best['theirs'] / best['ours']:.2f}x)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(cores)  # a fair anchor: transformers gets every core, as XLA does
+    config = NAMED_CONFIGS["tiny"]
+    reference, params = models(config)
+    peak = matmul_peak()
+    print(f"tiny Qwen3 ({config.param_count() / 1e6:.1f}M params), prompt {args.prompt}, {args.new_tokens} new tokens, temperature "
+          f"{args.temperature}, top-k {args.top_k}, top-p {args.top_p}; jax {jax.__version__} ({jax.default_backend()}), torch "
+          f"{torch.__version__} with {torch.get_num_threads()} threads, {cores} cores, load {os.getloadavg()[0]:.1f}; "
+          f"jnp fp32 2048^2 matmul {peak:.0f} GFLOP/s; median of {args.repeats}")
+    for batch in args.batch:
+        bench_batch(batch, args, config, reference, params, peak)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
