@@ -23,7 +23,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,7 +34,7 @@ from cecl_pipeline.panel.ingest import ingest_macro, ingest_quarter
 from cecl_pipeline.panel.prompt_dataset import PromptRequest, build_prompt_dataset
 from cecl_pipeline.panel.store import PARQUET_OPTIONS
 from cecl_pipeline.panel.synthetic import DEFAULT_SEGMENTS, synthesize_macro, synthesize_panel
-from cecl_pipeline.quarters import from_ordinal, shift, to_ordinal
+from cecl_pipeline.quarters import from_ordinal, to_ordinal
 from cecl_pipeline.settings import DEFAULT_LOOKBACK, DataLayout
 
 GOAL_SECONDS = 60.0

@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 
 from cecl_pipeline.panel.errors import DropFileError, Offence
 from cecl_pipeline.panel.schema import (
-    KEY_COLUMNS,
     MACRO_COLUMNS,
     MACRO_QUARTER,
     NUMERIC_COLUMNS,
@@ -261,7 +260,3 @@ def read_macro_file(path: Path) -> pd.DataFrame:
         raise DropFileError(path, "some values cannot be read", offences, total=sum(counts))
     out = pd.DataFrame({MACRO_QUARTER: quarter, **values, "source_file": path.name, "source_row": frame["__row__"].astype("int64")})
     return out.sort_values(MACRO_QUARTER, kind="stable").reset_index(drop=True)
-
-
-def panel_keys(frame: pd.DataFrame) -> pd.MultiIndex:
-    return pd.MultiIndex.from_frame(frame[list(KEY_COLUMNS)])

@@ -40,4 +40,3 @@ MACRO_COLUMNS = (
     "cre_price_index",
     "vix",
 )
-MACRO_SCHEMA = pa.schema([pa.field(MACRO_QUARTER, pa.string(), nullable=False)] + [pa.field(c, pa.float64()) for c in MACRO_COLUMNS])

@@ -60,7 +60,7 @@ def test_enhanced_prompt_carries_changes_and_macro_of_the_history_only(built):
     macro = pd.read_parquet(built.macro_parquet).set_index("quarter")
     user = table.iloc[0].user
     assert "qoq_change" in user and "mean_4q" in user and "unemployment_rate" in user
-    assert f"2018Q4 |" in user and f"| {macro.loc['2018Q4', 'unemployment_rate']:.2f} |" in user
+    assert "2018Q4 |" in user and f"| {macro.loc['2018Q4', 'unemployment_rate']:.2f} |" in user
     assert f"{macro.loc['2019Q1', 'vix']:.2f}\n" not in user.split("2018Q4 |")[1]
     history = np.asarray(table.iloc[0].history)
     assert f"| {history[-1] - history[-2]:+.2f} |" in user.split("2018Q4 |")[1]
