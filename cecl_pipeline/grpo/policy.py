@@ -1,0 +1,40 @@
+"""Per-token log-probs of a Qwen3 policy over given sequences, and the supervised warm-start loss.
+
+Column t of the outputs scores token t+1 given tokens ≤ t, so a sequence of width L yields L−1
+columns; masks passed in are shifted the same way. Log-softmax runs in float32 whatever the model's
+compute dtype, since the PPO ratio exponentiates differences of these numbers.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from cecl_pipeline.llm.config import Qwen3Config
+from cecl_pipeline.llm.model import Qwen3, positions_from_valid
+
+
+def next_token_logprobs(logits: jax.Array, tokens: jax.Array) -> jax.Array:
+    """log p(tokens[:, t+1] | ≤ t) from logits [N, L, V]: [N, L−1] float32."""
+    log_probs = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), axis=-1)
+    return jnp.take_along_axis(log_probs, tokens[:, 1:, None], axis=-1)[..., 0]
+
+
+def sequence_logprobs(params, config: Qwen3Config, tokens: jax.Array, valid: jax.Array) -> jax.Array:
+    """Log-probs of every next token of left-padded ``tokens`` [N, L] under the policy: [N, L−1]."""
+    logits, _ = Qwen3(config).apply({"params": params}, tokens, positions_from_valid(valid), valid)
+    return next_token_logprobs(logits, tokens)
+
+
+def completion_mask(prompt_width: int, sequence_valid: jax.Array) -> jax.Array:
+    """[N, L−1] mask of the columns that score completion tokens (those after the prompt, up to EOS)."""
+    width = sequence_valid.shape[1]
+    is_completion = jnp.arange(1, width) >= prompt_width
+    return sequence_valid[:, 1:] & is_completion[None, :]
+
+
+def sft_loss(params, config: Qwen3Config, tokens: jax.Array, valid: jax.Array, target_mask: jax.Array) -> jax.Array:
+    """Mean negative log-likelihood of the target tokens (``target_mask`` [N, L−1], e.g. the answer)."""
+    logprobs = sequence_logprobs(params, config, tokens, valid)
+    weights = target_mask.astype(jnp.float32)
+    return -(logprobs * weights).sum() / jnp.maximum(weights.sum(), 1.0)
