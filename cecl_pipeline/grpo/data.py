@@ -1,0 +1,81 @@
+"""Training prompts for GRPO: loading with the look-ahead guard, left-padded tokens, a resumable cursor.
+
+A policy that serves quarter Q trains only on prompts whose target is dated before Q; the loader
+refuses anything else. The cursor's order depends only on (seed, epoch), so its state — three
+integers — is enough to resume exactly where a run stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cecl_pipeline.panel.windows import assert_no_lookahead
+from cecl_pipeline.quarters import to_ordinal
+
+PROMPT_COLUMNS = ["prompt_id", "env", "entity_id", "segment", "target_quarter", "target", "prompt"]
+
+
+def load_training_prompts(paths: list[Path], env: str, before_quarter: str) -> pd.DataFrame:
+    """Rows of ``env`` from the prompt Parquet files, all with targets dated before ``before_quarter``."""
+    frames = [pd.read_parquet(p, columns=PROMPT_COLUMNS) for p in paths]
+    prompts = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PROMPT_COLUMNS)
+    prompts = prompts[prompts["env"] == env].reset_index(drop=True)
+    assert_no_lookahead(prompts["target_quarter"], before_quarter, f"the {env} training prompts")
+    if prompts.empty:
+        raise ValueError(f"no {env} prompts with a target before {before_quarter} in {len(paths)} file(s)")
+    return prompts.sort_values(["target_quarter", "prompt_id"], kind="stable").reset_index(drop=True)
+
+
+def training_quarters_before(available: list[str], quarter: str) -> list[str]:
+    """The prompt quarters a policy for ``quarter`` may train on: strictly earlier ones."""
+    return [q for q in available if to_ordinal(q) < to_ordinal(quarter)]
+
+
+def tokenize_left_padded(texts: list[str], tokenizer, width: int, pad_id: int, ids: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids [N, width] int32 padded on the left, and their validity mask; refuses prompts longer than ``width``."""
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    lengths = np.array([len(e) for e in encoded])
+    if (too_long := np.flatnonzero(lengths > width)).size:
+        names = [ids[i] if ids else f"#{i}" for i in too_long[:5]]
+        raise ValueError(f"{too_long.size} prompt(s) exceed prompt_length {width} tokens (longest {lengths.max()}): {', '.join(names)}; raise prompt_length")
+    tokens = np.full((len(texts), width), pad_id, np.int32)
+    valid = np.arange(width)[None, :] >= (width - lengths)[:, None]
+    tokens[valid] = np.concatenate([np.asarray(e, np.int32) for e in encoded]) if len(encoded) else []
+    return tokens, valid
+
+
+@dataclass
+class CursorState:
+    seed: int
+    epoch: int = 0
+    position: int = 0
+
+
+class PromptCursor:
+    """Walks a shuffled order of ``size`` prompts, epoch after epoch; ``state`` resumes it exactly."""
+
+    def __init__(self, size: int, state: CursorState):
+        if size <= 0:
+            raise ValueError("a cursor needs at least one prompt")
+        self.size, self.state = size, CursorState(**asdict(state))
+
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.state.seed, epoch]).permutation(self.size)
+
+    def next(self, count: int) -> np.ndarray:
+        """The next ``count`` prompt indices, crossing into the next epoch when one ends."""
+        taken: list[np.ndarray] = []
+        while count:
+            order = self._order(self.state.epoch)
+            chunk = order[self.state.position : self.state.position + count]
+            taken.append(chunk)
+            count -= len(chunk)
+            self.state.position += len(chunk)
+            if self.state.position == self.size:
+                self.state.epoch, self.state.position = self.state.epoch + 1, 0
+        return np.concatenate(taken)
+
