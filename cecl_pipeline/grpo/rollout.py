@@ -1,0 +1,78 @@
+"""Rollouts: G sampled completions per prompt, their rewards, advantages and old log-probs.
+
+The old log-probs are recomputed with the full (uncached) forward pass that the update uses, so the
+PPO ratio is exactly 1 before the first update instead of 1 ± cached-decode rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cecl_pipeline.grpo.loss import group_advantages, zero_advantage_groups
+from cecl_pipeline.grpo.policy import completion_mask, sequence_logprobs
+from cecl_pipeline.grpo.rewards import RewardConfig, score_batch
+from cecl_pipeline.llm.config import Qwen3Config
+from cecl_pipeline.llm.sampler import SamplingConfig, sample
+
+
+@dataclass
+class Rollout:
+    sequences: np.ndarray  # [N, P+M] int32, N = prompts × G
+    sequence_valid: np.ndarray  # [N, P+M] bool
+    mask: np.ndarray  # [N, P+M-1] bool: columns scoring completion tokens
+    old_logprobs: np.ndarray  # [N, P+M-1] float32
+    rewards: np.ndarray  # [N] float32
+    advantages: np.ndarray  # [N] float32
+    kept: np.ndarray  # [N] bool: False for groups whose rewards are all equal (no learning signal)
+    completions: list[str]
+    parsed: list[float | None]
+    errors: list[float | None]
+    format_ok: list[bool]
+
+    def select(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The arrays an update needs, for ``rows``."""
+        return {"sequences": self.sequences[rows], "sequence_valid": self.sequence_valid[rows], "mask": self.mask[rows],
+                "old_logprobs": self.old_logprobs[rows], "advantages": self.advantages[rows]}
+
+
+_logprobs = jax.jit(sequence_logprobs, static_argnums=1)
+
+
+def generate(params, config: Qwen3Config, tokens: np.ndarray, valid: np.ndarray, sampling: SamplingConfig, rng: jax.Array, chunk: int):
+    """Sample in chunks of ``chunk`` rows (the inference batch); returns sequences and their validity."""
+    sequences, sequence_valid = [], []
+    for i, start in enumerate(range(0, len(tokens), chunk)):
+        result = sample(params, config, tokens[start : start + chunk], valid[start : start + chunk], sampling, jax.random.fold_in(rng, i))
+        sequences.append(np.asarray(result.sequences))
+        sequence_valid.append(np.asarray(result.sequence_valid))
+    return np.concatenate(sequences), np.concatenate(sequence_valid)
+
+
+def rollout(params, config: Qwen3Config, tokens: np.ndarray, valid: np.ndarray, targets: np.ndarray, tokenizer,
+            sampling: SamplingConfig, group_size: int, rewards_config: RewardConfig, advantage_scale: str,
+            rng: jax.Array, chunk: int) -> Rollout:
+    """G completions for each of the prompts ``tokens`` [g, P], scored against ``targets`` [g]."""
+    prompt_width = tokens.shape[1]
+    sequences, sequence_valid = generate(params, config, np.repeat(tokens, group_size, 0), np.repeat(valid, group_size, 0), sampling, rng, chunk)
+    completion_ids = np.where(sequence_valid[:, prompt_width:], sequences[:, prompt_width:], sampling.pad_token_id)
+    completions = tokenizer.batch_decode(completion_ids.tolist(), skip_special_tokens=True)
+    scored = score_batch(completions, np.repeat(targets, group_size).tolist(), rewards_config)
+    rewards = jnp.asarray([r.total for r in scored], jnp.float32)
+    old = _logprobs(params, config, jnp.asarray(sequences), jnp.asarray(sequence_valid))
+    return Rollout(
+        sequences=sequences,
+        sequence_valid=sequence_valid,
+        mask=np.asarray(completion_mask(prompt_width, jnp.asarray(sequence_valid))),
+        old_logprobs=np.asarray(old),
+        rewards=np.asarray(rewards),
+        advantages=np.asarray(group_advantages(rewards, group_size, scale=advantage_scale)),
+        kept=~np.asarray(zero_advantage_groups(rewards, group_size)),
+        completions=completions,
+        parsed=[r.parsed for r in scored],
+        errors=[r.error for r in scored],
+        format_ok=[r.format_ok for r in scored],
+    )

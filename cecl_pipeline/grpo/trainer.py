@@ -1,0 +1,151 @@
+"""The GRPO training step and loop: rollouts, then PPO epochs over minibatches, checkpointed every step.
+
+State is one pytree ``{"params", "opt_state", "rng", "step"}`` plus the prompt cursor, so a run
+restored from its latest checkpoint continues bit for bit where it stopped (on CPU).
+Minibatches hold whole groups when ``ppo_minibatch`` is a multiple of ``group_size``, which is what
+lets the loss drop groups without any learning signal.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from cecl_pipeline.grpo.checkpoints import TrainCheckpoints
+from cecl_pipeline.grpo.data import CursorState, PromptCursor
+from cecl_pipeline.grpo.loss import GRPOLossConfig, grpo_loss
+from cecl_pipeline.grpo.optim import OptimizerConfig, learning_rate_at, make_optimizer
+from cecl_pipeline.grpo.policy import sequence_logprobs
+from cecl_pipeline.grpo.rewards import RewardConfig
+from cecl_pipeline.grpo.rollout import Rollout, rollout
+from cecl_pipeline.llm.config import Qwen3Config
+from cecl_pipeline.llm.sampler import SamplingConfig
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    """The seed's knobs, one to one, plus the loss, optimizer and reward settings."""
+
+    env: str = "nco"
+    groups_per_batch: int = 2  # prompts per step
+    group_size: int = 8  # completions per prompt (G)
+    ppo_minibatch: int = 8  # completions per update
+    ppo_epochs: int = 1
+    num_generation_tokens: int = 64
+    inference_batch_per_device: int = 16
+    prompt_length: int = 1024
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+    loss: GRPOLossConfig = field(default_factory=GRPOLossConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    rewards: RewardConfig = field(default_factory=RewardConfig)
+
+    def __post_init__(self):
+        completions = self.groups_per_batch * self.group_size
+        if completions % self.ppo_minibatch:
+            raise ValueError(f"groups_per_batch × group_size ({completions}) must be a multiple of ppo_minibatch ({self.ppo_minibatch})")
+        if self.loss.drop_zero_advantage_groups and self.ppo_minibatch % self.group_size:
+            raise ValueError("drop_zero_advantage_groups needs ppo_minibatch to be a multiple of group_size (whole groups per update)")
+
+
+class GRPOTrainer:
+    """Holds the tokenized prompts and the compiled update; ``step`` advances a state by one batch."""
+
+    def __init__(self, config: GRPOConfig, model_config: Qwen3Config, tokenizer, prompt_tokens: np.ndarray, prompt_valid: np.ndarray,
+                 targets: np.ndarray, eos_token_ids: tuple[int, ...], pad_token_id: int, reference_params=None):
+        self.config, self.model_config, self.tokenizer = config, model_config, tokenizer
+        self.tokens, self.valid, self.targets = prompt_tokens, prompt_valid, np.asarray(targets, np.float64)
+        self.sampling = SamplingConfig(config.num_generation_tokens, config.temperature, config.top_k, config.top_p, eos_token_ids, pad_token_id)
+        self.optimizer = make_optimizer(config.optimizer)
+        self.reference_params = reference_params
+        if config.loss.beta > 0 and reference_params is None:
+            raise ValueError("loss.beta > 0 needs reference_params (the frozen starting policy)")
+        whole_groups = config.ppo_minibatch % config.group_size == 0
+        self.loss_group_size = config.group_size if whole_groups and config.loss.drop_zero_advantage_groups else None
+        self.update = jax.jit(self._update)
+        self.logprobs = jax.jit(sequence_logprobs, static_argnums=1)
+
+    def init_state(self, params) -> dict:
+        return {"params": params, "opt_state": self.optimizer.init(params), "rng": jax.random.key(self.config.seed), "step": 0}
+
+    def _update(self, params, opt_state, batch: dict, ref_logprobs):
+        def loss_fn(p):
+            new = sequence_logprobs(p, self.model_config, batch["sequences"], batch["sequence_valid"])
+            return grpo_loss(new, batch["old_logprobs"], ref_logprobs, batch["advantages"], batch["mask"], self.config.loss, self.loss_group_size)
+
+        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = self.optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, {**metrics, "grad_norm": optax.tree.norm(grads)}
+
+    def step(self, state: dict, cursor: PromptCursor) -> tuple[dict, dict]:
+        """One GRPO step: rollouts for the next prompts, then PPO epochs of minibatch updates."""
+        started = time.perf_counter()
+        c = self.config
+        rng, rollout_key, shuffle_key = jax.random.split(state["rng"], 3)
+        prompts = cursor.next(c.groups_per_batch)
+        batch = rollout(state["params"], self.model_config, self.tokens[prompts], self.valid[prompts], self.targets[prompts], self.tokenizer,
+                        self.sampling, c.group_size, c.rewards, c.loss.advantage_scale, rollout_key, c.inference_batch_per_device)
+        ref = None if c.loss.beta == 0 else np.asarray(self.logprobs(self.reference_params, self.model_config, batch.sequences, batch.sequence_valid))
+        params, opt_state, updates = state["params"], state["opt_state"], []
+        for epoch in range(c.ppo_epochs):
+            for rows in self.minibatches(jax.random.fold_in(shuffle_key, epoch), len(batch.rewards)):
+                params, opt_state, metrics = self.update(params, opt_state, batch.select(rows), None if ref is None else ref[rows])
+                updates.append(metrics)
+        new_state = {"params": params, "opt_state": opt_state, "rng": rng, "step": state["step"] + 1}
+        return new_state, self.metrics(new_state, batch, updates, time.perf_counter() - started)
+
+    def minibatches(self, key: jax.Array, rows: int) -> list[np.ndarray]:
+        """Shuffled minibatches of ``ppo_minibatch`` rows, made of whole groups when the sizes allow."""
+        g, size = self.config.group_size, self.config.ppo_minibatch
+        if size % g == 0:
+            groups = np.asarray(jax.random.permutation(key, rows // g))
+            order = (groups[:, None] * g + np.arange(g)[None, :]).reshape(-1)
+        else:
+            order = np.asarray(jax.random.permutation(key, rows))
+        return [order[i : i + size] for i in range(0, rows, size)]
+
+    def metrics(self, state: dict, batch: Rollout, updates: list[dict], seconds: float) -> dict:
+        errors = [e for e in batch.errors if e is not None]
+        completion_tokens = int(batch.mask.sum())
+        mean = lambda key: float(np.mean([float(u[key]) for u in updates]))
+        return {
+            "step": state["step"],
+            "reward_mean": float(batch.rewards.mean()),
+            "reward_std": float(batch.rewards.std()),
+            "parse_rate": float(np.mean([p is not None for p in batch.parsed])),
+            "format_rate": float(np.mean(batch.format_ok)),
+            "mae": float(np.mean(errors)) if errors else None,
+            "groups_with_signal": float(batch.kept.reshape(-1, self.config.group_size)[:, 0].mean()),
+            "loss": mean("loss"),
+            "kl": mean("kl_mean"),
+            "clip_fraction": mean("clip_fraction"),
+            "grad_norm": mean("grad_norm"),
+            "learning_rate": learning_rate_at(self.config.optimizer, state["step"] * len(updates)),
+            "completion_tokens": completion_tokens,
+            "tokens_per_second": completion_tokens / seconds,
+            "step_seconds": seconds,
+        }
+
+
+def train(trainer: GRPOTrainer, params, steps: int, checkpoints: TrainCheckpoints | None = None,
+          on_step: Callable[[dict], None] = lambda metrics: None) -> dict:
+    """Run until ``steps`` steps are done, resuming from the latest checkpoint when there is one."""
+    state = trainer.init_state(params)
+    cursor = PromptCursor(len(trainer.targets), CursorState(seed=trainer.config.seed))
+    if checkpoints is not None and checkpoints.latest_step() is not None:
+        state, meta = checkpoints.restore(state)
+        cursor = PromptCursor(len(trainer.targets), CursorState(**meta["cursor"]))
+    while state["step"] < steps:
+        state, metrics = trainer.step(state, cursor)
+        if checkpoints is not None:  # saved before it is reported, so a report never runs ahead of the checkpoints
+            checkpoints.save(state["step"], state, {"cursor": asdict(cursor.state)}, force=True)
+        on_step(metrics)
+    return state

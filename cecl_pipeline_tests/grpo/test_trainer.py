@@ -1,0 +1,91 @@
+"""The GRPO step on a tiny random Qwen3 with the locally trained tokenizer: learning, determinism, exact resume."""
+
+import functools
+
+import jax
+import numpy as np
+import pytest
+
+from cecl_pipeline.grpo.checkpoints import TrainCheckpoints
+from cecl_pipeline.grpo.data import CursorState, PromptCursor, tokenize_left_padded
+from cecl_pipeline.grpo.loss import GRPOLossConfig
+from cecl_pipeline.grpo.optim import OptimizerConfig
+from cecl_pipeline.grpo.rollout import rollout
+from cecl_pipeline.grpo.trainer import GRPOConfig, GRPOTrainer, train
+from cecl_pipeline.llm.chat_template import ChatTemplate
+from cecl_pipeline.llm.config import NAMED_CONFIGS
+from cecl_pipeline.llm.corpus import prompt_corpus
+from cecl_pipeline.llm.model import init_params
+from cecl_pipeline.llm.tokenizer import build_tokenizer, save_hf_tokenizer
+
+MODEL = NAMED_CONFIGS["tiny"].replace(num_hidden_layers=1, vocab_size=640)
+CONFIG = GRPOConfig(groups_per_batch=2, group_size=4, ppo_minibatch=4, num_generation_tokens=8, inference_batch_per_device=8,
+                    prompt_length=48, seed=7, optimizer=OptimizerConfig(learning_rate=1e-3, warmup_steps=0, total_steps=100))
+
+
+@functools.cache
+def tokenizer(tmp_root):
+    save_hf_tokenizer(build_tokenizer(prompt_corpus(n_banks=2, every=16), vocab_size=640), tmp_root, model_max_length=256)
+    return ChatTemplate(tmp_root).tokenizer
+
+
+@pytest.fixture
+def trainer(tmp_path_factory):
+    tok = tokenizer(tmp_path_factory.getbasetemp() / "trainer-tokenizer")
+    texts = [f"Segment: credit_card\nEntity: BANK_{i:04d}\nlast rate {1 + i / 10:.2f}. <answer>" for i in range(5)]
+    tokens, valid = tokenize_left_padded(texts, tok, CONFIG.prompt_length, tok.pad_token_id)
+    ids = tok.convert_tokens_to_ids(["<|im_end|>"])
+    return lambda config=CONFIG: GRPOTrainer(config, MODEL, tok, tokens, valid, np.linspace(1, 2, 5), tuple(ids), tok.pad_token_id)
+
+
+def leaves_equal(a, b) -> bool:
+    """Bitwise equality of two pytrees; typed PRNG keys compare by their key data."""
+    as_data = lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key) else x
+    pairs = zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
+    return all(np.array_equal(as_data(x), as_data(y)) for x, y in pairs)
+
+
+def test_updates_lower_the_loss_on_a_fixed_batch(trainer):
+    t = trainer()
+    state = t.init_state(init_params(MODEL, 0))
+    batch = rollout(state["params"], MODEL, t.tokens[:2], t.valid[:2], t.targets[:2], t.tokenizer, t.sampling, 4,
+                    CONFIG.rewards, "std", jax.random.key(0), 8)
+    batch.advantages = np.tile([1.0, -1.0, 0.5, -0.5], 2).astype(np.float32)  # a fixed learning signal
+    rows = np.arange(8)
+    params, opt_state, losses = state["params"], state["opt_state"], []
+    for _ in range(6):
+        params, opt_state, metrics = t.update(params, opt_state, batch.select(rows), None)
+        losses.append(float(metrics["loss"]))
+    assert losses[0] == pytest.approx(-0.0, abs=1e-6)  # ratio 1 at the start: the surrogate is −mean(A) = 0
+    assert losses[-1] < losses[0] - 0.05
+
+
+def test_same_seed_same_run_and_the_seed_drives_sampling(trainer):
+    params = init_params(MODEL, 0)
+    runs = [train(trainer(), params, steps=2) for _ in range(2)]
+    assert leaves_equal(runs[0], runs[1])
+    # A random model's completions never parse, so every reward ties and the params do not move yet
+    # (why the SFT warm-start exists); what the seed must change is what gets sampled.
+    t = trainer()
+    state = t.init_state(params)
+    sample = lambda seed: rollout(params, MODEL, t.tokens[:2], t.valid[:2], t.targets[:2], t.tokenizer, t.sampling, 4,
+                                  CONFIG.rewards, "std", jax.random.key(seed), 8).sequences
+    assert np.array_equal(sample(1), sample(1)) and not np.array_equal(sample(1), sample(2))
+    assert t.step(state, PromptCursor(5, CursorState(seed=7)))[1]["groups_with_signal"] == 0.0
+
+
+def test_resume_from_a_checkpoint_is_exact(trainer, tmp_path):
+    params = init_params(MODEL, 0)
+    straight = train(trainer(), params, steps=4)
+    with TrainCheckpoints(tmp_path / "run") as checkpoints:
+        train(trainer(), params, steps=2, checkpoints=checkpoints)
+    seen = []
+    with TrainCheckpoints(tmp_path / "run") as checkpoints:
+        resumed = train(trainer(), params, steps=4, checkpoints=checkpoints, on_step=lambda m: seen.append(m["step"]))
+    assert seen == [3, 4]  # only the remaining steps ran
+    assert leaves_equal(straight["params"], resumed["params"]) and leaves_equal(straight["opt_state"], resumed["opt_state"])
+
+
+def test_config_refuses_minibatches_that_split_groups_when_dropping():
+    with pytest.raises(ValueError, match="whole groups"):
+        GRPOConfig(groups_per_batch=2, group_size=4, ppo_minibatch=2, loss=GRPOLossConfig(drop_zero_advantage_groups=True))
