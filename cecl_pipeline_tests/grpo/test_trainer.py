@@ -1,6 +1,7 @@
 """The GRPO step on a tiny random Qwen3 with the locally trained tokenizer: learning, determinism, exact resume."""
 
 import functools
+import json
 
 import jax
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from cecl_pipeline.grpo.checkpoints import TrainCheckpoints
 from cecl_pipeline.grpo.data import CursorState, PromptCursor, tokenize_left_padded
 from cecl_pipeline.grpo.loss import GRPOLossConfig
+from cecl_pipeline.grpo.metrics_log import JsonlLog, MetricsLog
 from cecl_pipeline.grpo.optim import OptimizerConfig
 from cecl_pipeline.grpo.rollout import rollout
 from cecl_pipeline.grpo.trainer import GRPOConfig, GRPOTrainer, train
@@ -89,3 +91,12 @@ def test_resume_from_a_checkpoint_is_exact(trainer, tmp_path):
 def test_config_refuses_minibatches_that_split_groups_when_dropping():
     with pytest.raises(ValueError, match="whole groups"):
         GRPOConfig(groups_per_batch=2, group_size=4, ppo_minibatch=2, loss=GRPOLossConfig(drop_zero_advantage_groups=True))
+
+
+def test_each_step_logs_the_metrics_the_run_log_needs(trainer, tmp_path):
+    with MetricsLog(JsonlLog(tmp_path / "metrics.jsonl")) as log:
+        train(trainer(), init_params(MODEL, 0), steps=2, on_step=log)
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [1, 2]
+    needed = {"reward_mean", "reward_std", "parse_rate", "mae", "kl", "clip_fraction", "grad_norm", "learning_rate", "tokens_per_second", "step_seconds"}
+    assert needed <= set(lines[0]) and lines[0]["tokens_per_second"] > 0
