@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
