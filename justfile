@@ -21,6 +21,10 @@ test *args:
 ui port="3000":
     {{cecl}} ui --port {{port}}
 
+# HF → JAX: the embedded default model, or an HF Qwen3 directory (just convert-model --hf-dir DIR)
+convert-model *args:
+    {{cecl}} convert-model {{args}}
+
 # split a history file (long, FRED or macro CSV) into quarterly drop files
 import-history file *args:
     {{cecl}} import-history {{file}} {{args}}

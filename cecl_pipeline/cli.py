@@ -72,6 +72,16 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return _report(materialize_quarters(selection, quarter_list(args.first, args.last)))
 
 
+def cmd_convert_model(args: argparse.Namespace) -> int:
+    """hf_checkpoint then jax_checkpoint; --hf-dir converts a real Qwen3 directory instead of the default."""
+    from cecl_pipeline.defs.runs import materialize
+
+    models = {k: v for k, v in (("hf_dir", args.hf_dir and str(Path(args.hf_dir).resolve())), ("dtype", args.dtype)) if v}
+    summary = materialize(["hf_checkpoint", "jax_checkpoint"], run_config={"resources": {"models": {"config": models}}} if models else None)
+    print(summary.line())
+    return _report([summary])
+
+
 def _report(summaries) -> int:
     failed = [s for s in summaries if not s.success]
     print(f"{len(summaries) - len(failed)} run(s) succeeded, {len(failed)} failed · DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
@@ -135,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--first", help="quarter (e.g. 2019Q1); omit for unpartitioned assets such as macro_history")
     mat.add_argument("--last", help="last quarter of a range (default: --first)")
     mat.set_defaults(func=cmd_materialize)
+
+    conv = sub.add_parser("convert-model", help="materialize hf_checkpoint and jax_checkpoint (HF → JAX)", description=cmd_convert_model.__doc__)
+    conv.add_argument("--hf-dir", help="an HF Qwen3 directory (default: the embedded random tiny model)")
+    conv.add_argument("--dtype", choices=("float32", "bfloat16"), help="parameter dtype of the conversion (default float32)")
+    conv.set_defaults(func=cmd_convert_model)
 
     imp = sub.add_parser("import-history", help="split a history file into quarterly drop files (or store the macro table)")
     imp.add_argument("file", help="long-format CSV/Parquet, a FRED CSV download, or the macro history CSV")

@@ -60,3 +60,17 @@ def test_synthetic_data_is_not_written_into_a_users_folder_unasked(layout, tmp_p
     assert main(["run", "--first", "2019Q1", "--last", "2019Q1"]) == 2
     assert not layout.raw_nco_dir.exists()
     assert f"no drop files in {layout.raw_nco_dir}" in capsys.readouterr().err
+
+
+def test_convert_model_converts_a_configured_directory(tmp_path, capsys):
+    """`cecl convert-model --hf-dir` on a checkpoint our exporter wrote, in bf16."""
+    from cecl_pipeline.llm.checkpoint import load_jax_checkpoint
+    from cecl_pipeline.llm.config import NAMED_CONFIGS
+    from cecl_pipeline.llm.hf_export import write_random_hf_checkpoint
+
+    source = tmp_path / "My-Qwen3"
+    write_random_hf_checkpoint(NAMED_CONFIGS["tiny"].replace(num_hidden_layers=1), source, seed=1)
+    assert main(["convert-model", "--hf-dir", str(source), "--dtype", "bfloat16"]) == 0
+    assert "✓ hf_checkpoint+jax_checkpoint" in capsys.readouterr().out
+    config, params = load_jax_checkpoint(Path(os.environ["CECL_CHECKPOINT_DIR"]) / "jax" / "My-Qwen3-bfloat16")
+    assert config.num_hidden_layers == 1 and params["embed_tokens"]["embedding"].dtype.name == "bfloat16"
