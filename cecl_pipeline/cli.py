@@ -76,7 +76,11 @@ def cmd_convert_model(args: argparse.Namespace) -> int:
     """hf_checkpoint then jax_checkpoint; --hf-dir converts a real Qwen3 directory instead of the default."""
     from cecl_pipeline.defs.runs import materialize
 
-    models = {k: v for k, v in (("hf_dir", args.hf_dir and str(Path(args.hf_dir).resolve())), ("dtype", args.dtype)) if v}
+    models = {}
+    if args.hf_dir:
+        models["hf_dir"] = str(Path(args.hf_dir).resolve())
+    if args.dtype:
+        models["dtype"] = args.dtype
     summary = materialize(["hf_checkpoint", "jax_checkpoint"], run_config={"resources": {"models": {"config": models}}} if models else None)
     print(summary.line())
     return _report([summary])
