@@ -11,6 +11,13 @@ from cecl_pipeline.files import sha256_file
 from cecl_pipeline.panel.validation import CheckOutcome
 
 
+def refuse(error: Exception) -> dg.Failure:
+    """A library error as a clean step failure: its message, and the file it names when it has one."""
+    path = getattr(error, "path", None)
+    metadata = {"file": dg.MetadataValue.path(str(path))} if path else None
+    return dg.Failure(description=str(error), metadata=metadata, allow_retries=False)
+
+
 def file_metadata(path: Path) -> dict:
     return {"path": dg.MetadataValue.path(str(path)), "sha256": sha256_file(path), "bytes": path.stat().st_size}
 

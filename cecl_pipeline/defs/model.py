@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from cecl_pipeline.defs.metadata import refuse
 from cecl_pipeline.settings import checkpoint_dir
 
 
@@ -29,10 +30,6 @@ class ModelCheckpoints(dg.ConfigurableResource):
         return checkpoint_dir() / "jax" / f"{self.hf_path().name}-{self.dtype}"
 
 
-def _refuse(error: Exception) -> dg.Failure:
-    return dg.Failure(description=str(error), allow_retries=False)
-
-
 @dg.asset(group_name="model", kinds={"safetensors"}, description="The HF Qwen3 directory (by default a random-initialised tiny Qwen3 with a locally trained tokenizer).")
 def hf_checkpoint(context: dg.AssetExecutionContext, models: ModelCheckpoints) -> dg.MaterializeResult:
     from cecl_pipeline.llm.config import ConfigError, Qwen3Config
@@ -48,7 +45,7 @@ def hf_checkpoint(context: dg.AssetExecutionContext, models: ModelCheckpoints) -
         config = Qwen3Config.from_file(path / "config.json")
         described = describe_hf_dir(path)
     except (ConfigError, ConversionError) as error:
-        raise _refuse(error) from None
+        raise refuse(error) from None
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),
@@ -71,7 +68,7 @@ def jax_checkpoint(context: dg.AssetExecutionContext, models: ModelCheckpoints) 
     try:
         report = hf_to_jax(models.hf_path(), models.jax_path(), dtype=models.dtype)
     except (ConfigError, ConversionError) as error:
-        raise _refuse(error) from None
+        raise refuse(error) from None
     context.log.info(f"converted {report.parameters:,} parameters to {report.dtype} in {report.seconds:.1f} s → {report.out_dir}")
     return dg.MaterializeResult(
         metadata={

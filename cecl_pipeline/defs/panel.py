@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from cecl_pipeline.defs.metadata import check_result, check_specs, file_metadata, log_outcomes, markdown_table
+from cecl_pipeline.defs.metadata import check_result, check_specs, file_metadata, log_outcomes, markdown_table, refuse
 from cecl_pipeline.defs.partitions import quarter_of, quarterly
 from cecl_pipeline.defs.resources import DataPaths
 from cecl_pipeline.panel.default_data import ensure_default_data
@@ -20,10 +20,6 @@ class PanelConfig(dg.Config):
     identity_atol: float = 0.5
 
 
-def _refuse(error: DropFileError) -> dg.Failure:
-    return dg.Failure(description=error.message, metadata={"file": dg.MetadataValue.path(str(error.path))}, allow_retries=False)
-
-
 @dg.asset(
     group_name="panel",
     kinds={"pandas", "parquet"},
@@ -37,7 +33,7 @@ def macro_history(context: dg.AssetExecutionContext, paths: DataPaths) -> dg.Mat
     try:
         result = ingest_macro(layout)
     except DropFileError as error:
-        raise _refuse(error) from None
+        raise refuse(error) from None
     log_outcomes(context, result.outcomes)
     macro = result.frame
     return dg.MaterializeResult(
@@ -68,7 +64,7 @@ def nco_panel(context: dg.AssetExecutionContext, config: PanelConfig, paths: Dat
     try:
         result = ingest_quarter(layout, quarter, limits)
     except DropFileError as error:
-        raise _refuse(error) from None
+        raise refuse(error) from None
     log_outcomes(context, result.outcomes)
     summary = panel_summary(result.frame)
     status = "accepted" if result.accepted else "rejected: failed blocking checks; the accepted file was left unchanged"

@@ -6,7 +6,7 @@ import warnings
 import dagster as dg
 import pandas as pd
 
-from cecl_pipeline.defs.metadata import file_metadata, markdown_table
+from cecl_pipeline.defs.metadata import file_metadata, markdown_table, refuse
 from cecl_pipeline.defs.panel import macro_history, nco_panel
 from cecl_pipeline.defs.partitions import quarter_of, quarterly
 from cecl_pipeline.defs.resources import DataPaths
@@ -42,7 +42,7 @@ def nco_prompts(context: dg.AssetExecutionContext, config: PromptsConfig, paths:
     try:
         result = build_prompt_dataset(paths.layout(), request)
     except (FileNotFoundError, ValueError) as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from None
+        raise refuse(error) from None
     for warning in result.warnings:
         context.log.warning(warning)
     context.log.info(f"nco_prompts {quarter}: {result.examples} examples × {len(config.envs)} env(s) → {result.path}")

@@ -26,6 +26,10 @@ def sequence_logprobs(params, config: Qwen3Config, tokens: jax.Array, valid: jax
     return next_token_logprobs(logits, tokens)
 
 
+# One compiled copy shared by rollouts and the reference-model pass (the config is static).
+sequence_logprobs_jit = jax.jit(sequence_logprobs, static_argnums=1)
+
+
 def completion_mask(prompt_width: int, sequence_valid: jax.Array) -> jax.Array:
     """[N, L−1] mask of the columns that score completion tokens (those after the prompt, up to EOS)."""
     width = sequence_valid.shape[1]

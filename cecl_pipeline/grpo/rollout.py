@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cecl_pipeline.grpo.loss import group_advantages, zero_advantage_groups
-from cecl_pipeline.grpo.policy import completion_mask, sequence_logprobs
+from cecl_pipeline.grpo.policy import completion_mask, sequence_logprobs_jit
 from cecl_pipeline.grpo.rewards import RewardConfig, score_batch
 from cecl_pipeline.llm.config import Qwen3Config
 from cecl_pipeline.llm.sampler import SamplingConfig, sample
@@ -39,9 +39,6 @@ class Rollout:
                 "old_logprobs": self.old_logprobs[rows], "advantages": self.advantages[rows]}
 
 
-_logprobs = jax.jit(sequence_logprobs, static_argnums=1)
-
-
 def generate(params, config: Qwen3Config, tokens: np.ndarray, valid: np.ndarray, sampling: SamplingConfig, rng: jax.Array, chunk: int):
     """Sample in chunks of ``chunk`` rows (the inference batch); returns sequences and their validity."""
     sequences, sequence_valid = [], []
@@ -62,7 +59,7 @@ def rollout(params, config: Qwen3Config, tokens: np.ndarray, valid: np.ndarray, 
     completions = tokenizer.batch_decode(completion_ids.tolist(), skip_special_tokens=True)
     scored = score_batch(completions, np.repeat(targets, group_size).tolist(), rewards_config)
     rewards = jnp.asarray([r.total for r in scored], jnp.float32)
-    old = _logprobs(params, config, jnp.asarray(sequences), jnp.asarray(sequence_valid))
+    old = sequence_logprobs_jit(params, config, jnp.asarray(sequences), jnp.asarray(sequence_valid))
     return Rollout(
         sequences=sequences,
         sequence_valid=sequence_valid,

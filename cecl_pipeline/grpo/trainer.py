@@ -20,7 +20,7 @@ from cecl_pipeline.grpo.checkpoints import TrainCheckpoints
 from cecl_pipeline.grpo.data import CursorState, PromptCursor
 from cecl_pipeline.grpo.loss import GRPOLossConfig, grpo_loss
 from cecl_pipeline.grpo.optim import OptimizerConfig, learning_rate_at, make_optimizer
-from cecl_pipeline.grpo.policy import sequence_logprobs
+from cecl_pipeline.grpo.policy import sequence_logprobs, sequence_logprobs_jit
 from cecl_pipeline.grpo.rewards import RewardConfig
 from cecl_pipeline.grpo.rollout import Rollout, rollout
 from cecl_pipeline.llm.config import Qwen3Config
@@ -70,7 +70,6 @@ class GRPOTrainer:
         whole_groups = config.ppo_minibatch % config.group_size == 0
         self.loss_group_size = config.group_size if whole_groups and config.loss.drop_zero_advantage_groups else None
         self.update = jax.jit(self._update)
-        self.logprobs = jax.jit(sequence_logprobs, static_argnums=1)
 
     def init_state(self, params) -> dict:
         return {"params": params, "opt_state": self.optimizer.init(params), "rng": jax.random.key(self.config.seed), "step": 0}
@@ -92,7 +91,7 @@ class GRPOTrainer:
         prompts = cursor.next(c.groups_per_batch)
         batch = rollout(state["params"], self.model_config, self.tokens[prompts], self.valid[prompts], self.targets[prompts], self.tokenizer,
                         self.sampling, c.group_size, c.rewards, c.loss.advantage_scale, rollout_key, c.inference_batch_per_device)
-        ref = None if c.loss.beta == 0 else np.asarray(self.logprobs(self.reference_params, self.model_config, batch.sequences, batch.sequence_valid))
+        ref = None if c.loss.beta == 0 else np.asarray(sequence_logprobs_jit(self.reference_params, self.model_config, batch.sequences, batch.sequence_valid))
         params, opt_state, updates = state["params"], state["opt_state"], []
         for epoch in range(c.ppo_epochs):
             for rows in self.minibatches(jax.random.fold_in(shuffle_key, epoch), len(batch.rewards)):
