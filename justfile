@@ -37,6 +37,18 @@ ingest first last="":
 prompts first last="":
     {{cecl}} materialize --select nco_panel,nco_prompts --first {{first}} {{ if last != "" { "--last " + last } else { "" } }}
 
+# train grpo_policy for a quarter or a range, e.g. just train 2023Q1 2023Q4 --set members=3
+train first last="" *args:
+    {{cecl}} train --first {{first}} {{ if last != "" { "--last " + last } else { "" } }} {{args}}
+
+# SFT warm-start then GRPO on the default, with a held-out learning curve
+learning-curve *args:
+    .venv/bin/python benchmarks/learning_curve.py {{args}}
+
 # the ingestion benchmark (5,000 banks × 4 segments × 60 quarters)
 bench-ingest *args:
     .venv/bin/python benchmarks/ingest.py {{args}}
+
+# one GRPO step, ours vs TRL's GRPOTrainer side by side (TRL: bash scripts/setup.sh --bench-reference)
+bench-grpo *args:
+    .venv/bin/python benchmarks/grpo_step.py {{args}}

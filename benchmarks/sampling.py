@@ -29,6 +29,7 @@ from transformers import Qwen3Config as HFQwen3Config
 from transformers import Qwen3ForCausalLM
 
 from cecl_pipeline.llm.config import NAMED_CONFIGS, Qwen3Config
+from cecl_pipeline.llm.flops import decode_flops, matmul_peak_flops
 from cecl_pipeline.llm.param_names import hf_to_flax
 from cecl_pipeline.llm.sampler import SamplingConfig, sample
 
@@ -86,23 +87,6 @@ def theirs_fn(reference, ids, args):
     return run
 
 
-def matmul_peak() -> float:
-    """GFLOP/s of a float32 2048x2048 jnp matmul, median of 5."""
-    a = jax.random.normal(jax.random.key(0), (2048, 2048), jnp.float32)
-    f = jax.jit(lambda x: x @ x)
-    f(a).block_until_ready()
-    return 2 * 2048**3 / statistics.median(timed(lambda: f(a).block_until_ready()) for _ in range(5)) / 1e9
-
-
-def decode_flops(config: Qwen3Config, batch: int, prompt: int, steps: range) -> float:
-    """Matmul + attention FLOPs of feeding one token per row at each step in ``steps`` (formula in the module doc)."""
-    c = config
-    weights = c.num_hidden_layers * (c.hidden_size * c.head_dim * (2 * c.num_attention_heads + 2 * c.num_key_value_heads)
-                                     + 3 * c.hidden_size * c.intermediate_size) + c.vocab_size * c.hidden_size
-    attention = sum(4 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * (prompt + i) for i in steps)
-    return batch * (2 * weights * len(steps) + attention)
-
-
 def bench_batch(batch, args, config, reference, params, peak):
     ids = np.random.default_rng(batch).integers(3, config.vocab_size, (batch, args.prompt)).astype(np.int32)
     sampling = SamplingConfig(args.new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, eos_token_ids=())
@@ -135,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(cores)  # a fair anchor: transformers gets every core, as XLA does
     config = NAMED_CONFIGS["tiny"]
     reference, params = models(config)
-    peak = matmul_peak()
+    peak = matmul_peak_flops() / 1e9  # GFLOP/s
     print(f"tiny Qwen3 ({config.param_count() / 1e6:.1f}M params), prompt {args.prompt}, {args.new_tokens} new tokens, temperature "
           f"{args.temperature}, top-k {args.top_k}, top-p {args.top_p}; jax {jax.__version__} ({jax.default_backend()}), torch "
           f"{torch.__version__} with {torch.get_num_threads()} threads, {cores} cores, load {os.getloadavg()[0]:.1f}; "

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from cecl_pipeline import quarters as q
-from cecl_pipeline.settings import DEFAULT_LOOKBACK, DEFAULT_TARGET_QUARTERS, PROJECT_ROOT, data_layout, default_dagster_home
+from cecl_pipeline.settings import DEFAULT_LOOKBACK, DEFAULT_TARGET_QUARTERS, DEFAULT_TRAIN_QUARTERS, PROJECT_ROOT, data_layout, default_dagster_home
 
 
 def prepare_dagster_home() -> Path:
@@ -31,7 +31,8 @@ def quarter_list(first: str, last: str | None) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The main job on the embedded default: the model and its JAX conversion, then macro, panels and prompts."""
+    """The main job on the embedded default: model and conversion, macro, panels, prompts, then the GRPO policy per quarter."""
+    from cecl_pipeline.defs.policy import knob_overrides
     from cecl_pipeline.defs.runs import materialize, materialize_quarters
     from cecl_pipeline.panel.default_data import ensure_default_data
     from cecl_pipeline.panel.store import drop_file_quarters
@@ -46,18 +47,27 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        knobs = knob_overrides(args.set or [])
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     targets = quarter_list(args.first, args.last)
-    history_only = q.quarter_range(q.shift(targets[0], -DEFAULT_LOOKBACK), q.shift(targets[0], -1))
-    print(f"hf_checkpoint, jax_checkpoint, macro_history, nco_panel {history_only[0]}–{targets[-1]}, nco_prompts {targets[0]}–{targets[-1]}")
+    prompt_quarters = q.quarter_range(q.shift(targets[0], -DEFAULT_TRAIN_QUARTERS), targets[-1])
+    history_only = q.quarter_range(q.shift(prompt_quarters[0], -DEFAULT_LOOKBACK), q.shift(prompt_quarters[0], -1))
+    print(f"hf_checkpoint, jax_checkpoint, macro_history, nco_panel {history_only[0]}–{targets[-1]}, "
+          f"nco_prompts {prompt_quarters[0]}–{targets[-1]}, grpo_policy {targets[0]}–{targets[-1]}")
     summaries = []
     for selection in (["hf_checkpoint", "jax_checkpoint"], ["macro_history"]):
         summaries.append(materialize(selection))
         print(summaries[-1].line())
         if not summaries[-1].success:
             return _report(summaries)
-    for selection, quarters in ((["nco_panel"], history_only), (["nco_panel", "nco_prompts"], targets)):
+    policy_config = {"ops": {"grpo_policy": {"config": knobs}}} if knobs else None
+    stages = ((["nco_panel"], history_only, None), (["nco_panel", "nco_prompts"], prompt_quarters, None), (["grpo_policy"], targets, policy_config))
+    for selection, quarters, run_config in stages:
         if summaries[-1].success:
-            summaries += materialize_quarters(selection, quarters)
+            summaries += materialize_quarters(selection, quarters, run_config=run_config)
     return _report(summaries)
 
 
@@ -70,6 +80,20 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         print(summary.line())
         return _report([summary])
     return _report(materialize_quarters(selection, quarter_list(args.first, args.last)))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """grpo_policy for a quarter or a range, oldest first (each quarter warm-starts from the one before)."""
+    from cecl_pipeline.defs.policy import knob_overrides
+    from cecl_pipeline.defs.runs import materialize_quarters
+
+    try:
+        knobs = knob_overrides(args.set or [])
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    config = {"ops": {"grpo_policy": {"config": knobs}}} if knobs else None
+    return _report(materialize_quarters(["grpo_policy"], quarter_list(args.first, args.last), run_config=config))
 
 
 def cmd_convert_model(args: argparse.Namespace) -> int:
@@ -142,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the main job on the embedded default (synthetic data on first run)", description=cmd_run.__doc__)
     run.add_argument("--first", default=DEFAULT_TARGET_QUARTERS[0], help="first target quarter, e.g. 2023Q1 (default %(default)s)")
     run.add_argument("--last", default=DEFAULT_TARGET_QUARTERS[1], help="last target quarter (default %(default)s)")
+    run.add_argument("--set", action="append", metavar="KNOB=VALUE", help="a grpo_policy config knob, e.g. --set steps=40 (see `cecl train`)")
     run.set_defaults(func=cmd_run)
 
     mat = sub.add_parser("materialize", help="materialize assets for a quarter or a range, one run per quarter in order")
@@ -149,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--first", help="quarter (e.g. 2019Q1); omit for unpartitioned assets such as macro_history")
     mat.add_argument("--last", help="last quarter of a range (default: --first)")
     mat.set_defaults(func=cmd_materialize)
+
+    train = sub.add_parser("train", help="train grpo_policy for a quarter or a range (GRPO, warm-started quarter to quarter)",
+                           description=cmd_train.__doc__)
+    train.add_argument("--first", required=True, help="quarter the policy serves, e.g. 2023Q1 (it trains on earlier targets)")
+    train.add_argument("--last", help="last quarter of a range (default: --first)")
+    train.add_argument("--set", action="append", metavar="KNOB=VALUE", help="a grpo_policy config knob, e.g. --set members=3 --set steps=40")
+    train.set_defaults(func=cmd_train)
 
     conv = sub.add_parser("convert-model", help="materialize hf_checkpoint and jax_checkpoint (HF → JAX)", description=cmd_convert_model.__doc__)
     conv.add_argument("--hf-dir", help="an HF Qwen3 directory (default: the embedded random tiny model)")

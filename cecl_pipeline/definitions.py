@@ -4,10 +4,16 @@ import dagster as dg
 
 from cecl_pipeline.defs.model import ModelCheckpoints, hf_checkpoint, jax_checkpoint
 from cecl_pipeline.defs.panel import macro_history, nco_panel
+from cecl_pipeline.defs.policy import JaxRuntime, grpo_policy
 from cecl_pipeline.defs.prompts import nco_prompts
 from cecl_pipeline.defs.resources import DataPaths
 
 defs = dg.Definitions(
-    assets=[hf_checkpoint, jax_checkpoint, macro_history, nco_panel, nco_prompts],
-    resources={"paths": DataPaths(), "models": ModelCheckpoints()},
+    assets=[hf_checkpoint, jax_checkpoint, macro_history, nco_panel, nco_prompts, grpo_policy],
+    resources={
+        "paths": DataPaths(),
+        "models": ModelCheckpoints(),
+        "jax_runtime": JaxRuntime(),
+        "pipes_subprocess_client": dg.PipesSubprocessClient(),
+    },
 )

@@ -11,6 +11,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The embedded default: target quarters the main command builds, and the synthetic panel behind them.
 DEFAULT_TARGET_QUARTERS = ("2023Q1", "2023Q4")
 DEFAULT_LOOKBACK = 12
+DEFAULT_TRAIN_QUARTERS = 8  # prompt quarters before Q that grpo_policy[Q] trains on
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,11 @@ def data_dir() -> Path:
 
 def checkpoint_dir() -> Path:
     return Path(os.environ.get("CECL_CHECKPOINT_DIR") or PROJECT_ROOT / "checkpoints").resolve()
+
+
+def results_dir() -> Path:
+    """Reports and run logs (W&B's offline files among them)."""
+    return Path(os.environ.get("CECL_RESULTS_DIR") or PROJECT_ROOT / "results").resolve()
 
 
 def default_dagster_home() -> Path:

@@ -22,6 +22,7 @@ def isolated_outputs(tmp_path, monkeypatch):
     monkeypatch.setenv("CECL_DATA_DIR", str(tmp_path / "isolated-data"))
     monkeypatch.setenv("CECL_CHECKPOINT_DIR", str(tmp_path / "isolated-checkpoints"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "isolated-dagster-home"))
+    monkeypatch.setenv("CECL_RESULTS_DIR", str(tmp_path / "isolated-results"))
 
 
 @pytest.fixture

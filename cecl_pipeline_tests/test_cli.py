@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import pandas as pd
 import pytest
 
 from cecl_pipeline.cli import build_parser, main
+from cecl_pipeline.quarters import quarter_range
 from cecl_pipeline_tests.conftest import SHARED_DATA
 
 CECL = str(Path(sys.executable).with_name("cecl"))
@@ -46,13 +48,16 @@ def test_import_history_real_files_then_bad_file_exits_2_without_traceback(layou
 
 
 def test_main_command_on_the_embedded_default(layout, tmp_path, capsys, monkeypatch):
-    """`cecl run` writes the default model and synthetic data, converts, ingests 12 history quarters, builds prompts."""
+    """`cecl run`: default model and synthetic data, conversion, 12 + 9 panel quarters, 9 prompt quarters, the policy."""
     monkeypatch.setenv("CECL_SYNTHETIC", "1")
-    assert main(["run", "--first", "2019Q1", "--last", "2019Q1"]) == 0
+    small = ["steps=1", "sft_steps=2", "group_size=4", "ppo_minibatch=8", "num_generation_tokens=4", "wandb=false"]
+    assert main(["run", "--first", "2019Q1", "--last", "2019Q1", *[a for knob in small for a in ("--set", knob)]]) == 0
     out = capsys.readouterr().out
-    assert "wrote the synthetic default" in out and "15 run(s) succeeded, 0 failed" in out
+    assert "wrote the synthetic default" in out and "24 run(s) succeeded, 0 failed" in out and "✓ grpo_policy 2019Q1" in out
     prompts = pd.read_parquet(layout.prompts_parquet("2019Q1"))
     assert len(prompts) == 3 * 40 * 4
+    policy = json.loads(next(Path(os.environ["CECL_CHECKPOINT_DIR"]).glob("grpo/*/2019Q1/policy.json")).read_text())
+    assert [Path(p).stem for p in policy["prompt_files"]] == quarter_range("2017Q1", "2018Q4")
     assert (Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml").is_symlink()
 
 
@@ -74,3 +79,18 @@ def test_convert_model_converts_a_configured_directory(tmp_path, capsys):
     assert "✓ hf_checkpoint+jax_checkpoint" in capsys.readouterr().out
     config, params = load_jax_checkpoint(Path(os.environ["CECL_CHECKPOINT_DIR"]) / "jax" / "My-Qwen3-bfloat16")
     assert config.num_hidden_layers == 1 and params["embed_tokens"]["embedding"].dtype.name == "bfloat16"
+
+
+def test_train_refuses_an_unknown_knob_before_any_run(capsys):
+    assert main(["train", "--first", "2023Q1", "--set", "stepz=3"]) == 2
+    err = capsys.readouterr().err
+    assert "'stepz=3'" in err and "steps" in err
+
+
+def test_knob_overrides_are_typed():
+    from cecl_pipeline.defs.policy import knob_overrides
+
+    assert knob_overrides(["steps=40", "wandb=false", "learning_rate=1e-4", "env=nco_single"]) == {
+        "steps": 40, "wandb": False, "learning_rate": 1e-4, "env": "nco_single"}
+    with pytest.raises(ValueError, match="KNOB=VALUE"):
+        knob_overrides(["members"])

@@ -66,12 +66,13 @@ def materialize(
 
 
 def materialize_quarters(
-    selection: Sequence[str], quarters: Sequence[str], instance: dg.DagsterInstance | None = None, progress: Callable[[str], None] = print
+    selection: Sequence[str], quarters: Sequence[str], instance: dg.DagsterInstance | None = None, progress: Callable[[str], None] = print,
+    run_config: dict | None = None,
 ) -> list[RunSummary]:
     """One run per quarter, oldest first; stops at the first failure because later quarters build on earlier ones."""
     summaries = []
     for i, quarter in enumerate(quarters, 1):
-        summary = materialize(selection, quarter, instance)
+        summary = materialize(selection, quarter, instance, run_config)
         progress(f"[{i}/{len(quarters)}] {summary.line()}")
         summaries.append(summary)
         if not summary.success:

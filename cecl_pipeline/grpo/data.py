@@ -16,7 +16,7 @@ import pandas as pd
 from cecl_pipeline.panel.windows import assert_no_lookahead
 from cecl_pipeline.quarters import to_ordinal
 
-PROMPT_COLUMNS = ["prompt_id", "env", "entity_id", "segment", "target_quarter", "target", "prompt"]
+PROMPT_COLUMNS = ["prompt_id", "env", "entity_id", "segment", "target_quarter", "target", "system", "user", "prompt"]
 
 
 def load_training_prompts(paths: list[Path], env: str, before_quarter: str) -> pd.DataFrame:
@@ -35,13 +35,20 @@ def training_quarters_before(available: list[str], quarter: str) -> list[str]:
     return [q for q in available if to_ordinal(q) < to_ordinal(quarter)]
 
 
-def tokenize_left_padded(texts: list[str], tokenizer, width: int, pad_id: int, ids: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids [N, width] int32 padded on the left, and their validity mask; refuses prompts longer than ``width``."""
+def tokenize_left_padded(texts: list[str], tokenizer, width: int, pad_id: int, ids: list[str] | None = None,
+                         fit_multiple: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids [N, width] int32 padded on the left, and their validity mask; refuses prompts longer than ``width``.
+
+    With ``fit_multiple``, the width shrinks to the longest prompt rounded up to that multiple (never
+    above ``width``), so short prompts do not pay for a generous ``prompt_length``.
+    """
     encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
     lengths = np.array([len(e) for e in encoded])
     if (too_long := np.flatnonzero(lengths > width)).size:
         names = [ids[i] if ids else f"#{i}" for i in too_long[:5]]
         raise ValueError(f"{too_long.size} prompt(s) exceed prompt_length {width} tokens (longest {lengths.max()}): {', '.join(names)}; raise prompt_length")
+    if fit_multiple and len(lengths):
+        width = min(width, -(-int(lengths.max()) // fit_multiple) * fit_multiple)
     tokens = np.full((len(texts), width), pad_id, np.int32)
     valid = np.arange(width)[None, :] >= (width - lengths)[:, None]
     tokens[valid] = np.concatenate([np.asarray(e, np.int32) for e in encoded]) if len(encoded) else []

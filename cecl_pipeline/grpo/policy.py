@@ -20,10 +20,15 @@ def next_token_logprobs(logits: jax.Array, tokens: jax.Array) -> jax.Array:
     return jnp.take_along_axis(log_probs, tokens[:, 1:, None], axis=-1)[..., 0]
 
 
+def policy_logits(params, config: Qwen3Config, tokens: jax.Array, valid: jax.Array) -> jax.Array:
+    """Logits [N, L, V] of left-padded ``tokens`` [N, L] (full forward, no cache)."""
+    logits, _ = Qwen3(config).apply({"params": params}, tokens, positions_from_valid(valid), valid)
+    return logits
+
+
 def sequence_logprobs(params, config: Qwen3Config, tokens: jax.Array, valid: jax.Array) -> jax.Array:
     """Log-probs of every next token of left-padded ``tokens`` [N, L] under the policy: [N, L−1]."""
-    logits, _ = Qwen3(config).apply({"params": params}, tokens, positions_from_valid(valid), valid)
-    return next_token_logprobs(logits, tokens)
+    return next_token_logprobs(policy_logits(params, config, tokens, valid), tokens)
 
 
 # One compiled copy shared by rollouts and the reference-model pass (the config is static).

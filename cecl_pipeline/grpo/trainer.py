@@ -8,6 +8,7 @@ lets the loss drop groups without any learning signal.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,13 +19,15 @@ import optax
 
 from cecl_pipeline.grpo.checkpoints import TrainCheckpoints
 from cecl_pipeline.grpo.data import CursorState, PromptCursor
-from cecl_pipeline.grpo.loss import GRPOLossConfig, grpo_loss
+from cecl_pipeline.grpo.loss import GRPOLossConfig, grpo_loss, mean_token_entropy
 from cecl_pipeline.grpo.optim import OptimizerConfig, learning_rate_at, make_optimizer
-from cecl_pipeline.grpo.policy import sequence_logprobs, sequence_logprobs_jit
+from cecl_pipeline.grpo.policy import next_token_logprobs, policy_logits, sequence_logprobs_jit
 from cecl_pipeline.grpo.rewards import RewardConfig
 from cecl_pipeline.grpo.rollout import Rollout, rollout
 from cecl_pipeline.llm.config import Qwen3Config
+from cecl_pipeline.llm.flops import device_peak_flops, matmul_peak_flops, mfu, train_flops
 from cecl_pipeline.llm.sampler import SamplingConfig
+from cecl_pipeline.panel.prompts import ENVS
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class GRPOConfig:
     rewards: RewardConfig = field(default_factory=RewardConfig)
 
     def __post_init__(self):
+        if self.env not in ENVS:
+            raise ValueError(f"env must be one of {', '.join(sorted(ENVS))}, got {self.env!r}")
         completions = self.groups_per_batch * self.group_size
         if completions % self.ppo_minibatch:
             raise ValueError(f"groups_per_batch × group_size ({completions}) must be a multiple of ppo_minibatch ({self.ppo_minibatch})")
@@ -76,8 +81,10 @@ class GRPOTrainer:
 
     def _update(self, params, opt_state, batch: dict, ref_logprobs):
         def loss_fn(p):
-            new = sequence_logprobs(p, self.model_config, batch["sequences"], batch["sequence_valid"])
-            return grpo_loss(new, batch["old_logprobs"], ref_logprobs, batch["advantages"], batch["mask"], self.config.loss, self.loss_group_size)
+            logits = policy_logits(p, self.model_config, batch["sequences"], batch["sequence_valid"])
+            new = next_token_logprobs(logits, batch["sequences"])
+            loss, metrics = grpo_loss(new, batch["old_logprobs"], ref_logprobs, batch["advantages"], batch["mask"], self.config.loss, self.loss_group_size)
+            return loss, {**metrics, "entropy": mean_token_entropy(logits[:, :-1], batch["mask"])}
 
         (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = self.optimizer.update(grads, opt_state, params)
@@ -93,12 +100,15 @@ class GRPOTrainer:
                         self.sampling, c.group_size, c.rewards, c.loss.advantage_scale, rollout_key, c.inference_batch_per_device)
         ref = None if c.loss.beta == 0 else np.asarray(sequence_logprobs_jit(self.reference_params, self.model_config, batch.sequences, batch.sequence_valid))
         params, opt_state, updates = state["params"], state["opt_state"], []
+        update_started = time.perf_counter()
         for epoch in range(c.ppo_epochs):
             for rows in self.minibatches(jax.random.fold_in(shuffle_key, epoch), len(batch.rewards)):
                 params, opt_state, metrics = self.update(params, opt_state, batch.select(rows), None if ref is None else ref[rows])
                 updates.append(metrics)
+        jax.block_until_ready(params)
+        update_seconds = time.perf_counter() - update_started
         new_state = {"params": params, "opt_state": opt_state, "rng": rng, "step": state["step"] + 1}
-        return new_state, self.metrics(new_state, batch, updates, time.perf_counter() - started)
+        return new_state, self.metrics(new_state, batch, updates, time.perf_counter() - started, update_seconds)
 
     def minibatches(self, key: jax.Array, rows: int) -> list[np.ndarray]:
         """Shuffled minibatches of ``ppo_minibatch`` rows, made of whole groups when the sizes allow."""
@@ -110,7 +120,17 @@ class GRPOTrainer:
             order = np.asarray(jax.random.permutation(key, rows))
         return [order[i : i + size] for i in range(0, rows, size)]
 
-    def metrics(self, state: dict, batch: Rollout, updates: list[dict], seconds: float) -> dict:
+    @functools.cached_property
+    def peak_flops(self) -> float:
+        """The accelerator's datasheet bf16 peak, or on CPU a float32 matmul peak measured once (about 0.1 s)."""
+        return device_peak_flops() or matmul_peak_flops()
+
+    def update_mfu(self, batch: Rollout, seconds: float) -> float:
+        """Model FLOPs utilisation of the PPO updates (forward + backward over every sequence, every epoch)."""
+        rows, width = batch.sequences.shape
+        return mfu(self.config.ppo_epochs * train_flops(self.model_config, rows * width, width), seconds, self.peak_flops)
+
+    def metrics(self, state: dict, batch: Rollout, updates: list[dict], seconds: float, update_seconds: float) -> dict:
         errors = [e for e in batch.errors if e is not None]
         completion_tokens = int(batch.mask.sum())
         mean = lambda key: float(np.mean([float(u[key]) for u in updates]))
@@ -125,11 +145,14 @@ class GRPOTrainer:
             "loss": mean("loss"),
             "kl": mean("kl_mean"),
             "clip_fraction": mean("clip_fraction"),
+            "entropy": mean("entropy"),
             "grad_norm": mean("grad_norm"),
             "learning_rate": learning_rate_at(self.config.optimizer, state["step"] * len(updates)),
             "completion_tokens": completion_tokens,
             "tokens_per_second": completion_tokens / seconds,
             "step_seconds": seconds,
+            "update_seconds": update_seconds,
+            "mfu": self.update_mfu(batch, update_seconds),
         }
 
 
@@ -143,7 +166,7 @@ def train(trainer: GRPOTrainer, params, steps: int, checkpoints: TrainCheckpoint
         cursor = PromptCursor(len(trainer.targets), CursorState(**meta["cursor"]))
     while state["step"] < steps:
         state, metrics = trainer.step(state, cursor)
-        if checkpoints is not None:  # saved before it is reported, so a report never runs ahead of the checkpoints
-            checkpoints.save(state["step"], state, {"cursor": asdict(cursor.state)}, force=True)
+        if checkpoints is not None:  # saved before it is reported; every save_every steps, and always the last
+            checkpoints.save(state["step"], state, {"cursor": asdict(cursor.state)}, force=state["step"] == steps)
         on_step(metrics)
     return state

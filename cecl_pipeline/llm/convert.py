@@ -86,7 +86,7 @@ def hf_to_jax(hf_dir: Path | str, out_dir: Path | str, dtype: str = "float32") -
         count = sum(a.size for a in flat.values())
         save_params(unflatten_dict(flat), staging / PARAMS)
         del flat
-        _copy_side_files(source.directory, staging)
+        copy_side_files(source.directory, staging)
         manifest = {"source": str(source.directory), "source_sha256": digest.result(), "dtype": dtype, "parameters": count,
                     "created_by": "cecl_pipeline.llm.convert.hf_to_jax"}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))  # written last: its presence marks a complete directory
@@ -251,7 +251,7 @@ def source_sha256(source: HFSource) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def _copy_side_files(source: Path, target: Path) -> None:
+def copy_side_files(source: Path, target: Path) -> None:
     for name in ("config.json", *TOKENIZER_FILES):
         if (source / name).is_file():
             shutil.copyfile(source / name, target / name)

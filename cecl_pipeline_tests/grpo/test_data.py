@@ -10,7 +10,7 @@ from cecl_pipeline_tests.conftest import QWEN3_TOKENIZER
 
 def write_prompts(path, quarter, n=3):
     rows = [{"prompt_id": f"nco:B{i}:cards:{quarter}", "env": env, "entity_id": f"B{i}", "segment": "cards", "target_quarter": quarter,
-             "target": float(i), "prompt": f"forecast {quarter} for B{i}"} for i in range(n) for env in ("nco", "nco_single")]
+             "target": float(i), "system": "analyst", "user": f"forecast {quarter} for B{i}", "prompt": f"analyst\n\nforecast {quarter} for B{i}"} for i in range(n) for env in ("nco", "nco_single")]
     pd.DataFrame(rows).to_parquet(path)
     return path
 
@@ -37,6 +37,10 @@ def test_left_padding_and_refusal_of_long_prompts():
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         assert tokens[row, valid[row]].tolist() == ids and valid[row, -len(ids):].all() and not valid[row, : 10 - len(ids)].any()
         assert (tokens[row, ~valid[row]] == 151643).all()
+    fitted, fitted_valid = tokenize_left_padded(texts, tokenizer, width=10, pad_id=151643, fit_multiple=4)
+    longest = valid.sum(axis=1).max()
+    assert longest < 8 and fitted.shape == (2, 8 if longest > 4 else 4)  # the longest prompt, rounded up to a multiple of 4
+    assert (fitted[fitted_valid] == tokens[valid]).all()
     with pytest.raises(ValueError, match="exceed prompt_length 3 tokens.*p1"):
         tokenize_left_padded(texts, tokenizer, width=3, pad_id=0, ids=["p0", "p1"])
 

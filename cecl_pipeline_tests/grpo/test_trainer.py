@@ -98,5 +98,5 @@ def test_each_step_logs_the_metrics_the_run_log_needs(trainer, tmp_path):
         train(trainer(), init_params(MODEL, 0), steps=2, on_step=log)
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2]
-    needed = {"reward_mean", "reward_std", "parse_rate", "mae", "kl", "clip_fraction", "grad_norm", "learning_rate", "tokens_per_second", "step_seconds"}
-    assert needed <= set(lines[0]) and lines[0]["tokens_per_second"] > 0
+    needed = {"reward_mean", "reward_std", "parse_rate", "mae", "kl", "clip_fraction", "entropy", "grad_norm", "learning_rate", "tokens_per_second", "step_seconds", "mfu"}
+    assert needed <= set(lines[0]) and lines[0]["tokens_per_second"] > 0 and 0 < lines[1]["mfu"] < 1

@@ -219,7 +219,7 @@ def test_a_failed_conversion_leaves_an_existing_good_output_untouched(tmp_path, 
         raise RuntimeError("killed while copying the tokenizer")
 
     write_random_hf_checkpoint(SMALL, tmp_path / "hf", seed=1)
-    monkeypatch.setattr(convert, "_copy_side_files", crash)  # after orbax has written params/ into the staging dir
+    monkeypatch.setattr(convert, "copy_side_files", crash)  # after orbax has written params/ into the staging dir
     with pytest.raises(RuntimeError):
         hf_to_jax(tmp_path / "hf", out)
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

@@ -1,0 +1,51 @@
+"""Where a quarter's trained policy lives on disk.
+
+    <root>/<Q>/member-<k>/        the trained policy of ensemble member k, in the converted-checkpoint
+                                  format (orbax params/, config and tokenizer files, manifest last)
+    <root>/<Q>/work/member-<k>/   its training state: job.json, orbax train checkpoints, metrics.jsonl
+    <root>/<Q>/policy.json        written last, once every member is trained: what the quarter's policy is
+
+A quarter's policy exists only once ``policy.json`` does; the warm start of quarter Q looks for Q−1's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from cecl_pipeline.files import write_bytes_atomic
+
+POLICY_MANIFEST = "policy.json"
+
+
+@dataclass(frozen=True)
+class PolicyStore:
+    root: Path
+
+    def quarter_dir(self, quarter: str) -> Path:
+        return self.root / quarter
+
+    def member_dir(self, quarter: str, member: int) -> Path:
+        return self.quarter_dir(quarter) / f"member-{member}"
+
+    def work_dir(self, quarter: str, member: int) -> Path:
+        return self.quarter_dir(quarter) / "work" / f"member-{member}"
+
+    def manifest_path(self, quarter: str) -> Path:
+        return self.quarter_dir(quarter) / POLICY_MANIFEST
+
+    def read_manifest(self, quarter: str) -> dict | None:
+        """The quarter's policy manifest, or None when no complete policy exists for it."""
+        path = self.manifest_path(quarter)
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def write_manifest(self, quarter: str, manifest: dict) -> Path:
+        path = self.manifest_path(quarter)
+        write_bytes_atomic(path, json.dumps(manifest, indent=2).encode())
+        return path
+
+    def member_dirs(self, quarter: str) -> list[Path]:
+        """The member directories of the quarter's complete policy (empty when there is none)."""
+        manifest = self.read_manifest(quarter)
+        return [Path(m["path"]) for m in manifest["members"]] if manifest else []

@@ -1,0 +1,165 @@
+"""grpo_policy on a real instance: Pipes subprocess, members, warm start, look-ahead, the gpu pool, resume after a kill."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import jax
+import numpy as np
+import pytest
+
+from cecl_pipeline.defs.policy import JaxRuntime
+from cecl_pipeline.defs.runs import run_assets
+from cecl_pipeline.grpo.policy_store import PolicyStore
+from cecl_pipeline.llm.checkpoint import load_jax_checkpoint
+from cecl_pipeline.llm.convert import hf_to_jax
+from cecl_pipeline.llm.default_model import write_default_hf_checkpoint
+from cecl_pipeline.panel.default_data import write_synthetic
+from cecl_pipeline.panel.ingest import ingest_macro, ingest_quarter
+from cecl_pipeline.panel.prompt_dataset import PromptRequest, build_prompt_dataset
+from cecl_pipeline.quarters import quarter_range
+from cecl_pipeline.settings import PROJECT_ROOT, DataLayout
+
+BASE = "cecl-tiny-seed0-float32"
+SMALL = {"steps": 2, "sft_steps": 3, "sft_batch_size": 8, "groups_per_batch": 2, "group_size": 4, "ppo_minibatch": 8,
+         "num_generation_tokens": 8, "inference_batch_per_device": 8, "train_quarters": 2, "checkpoint_every": 1, "wandb": False}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """Prompts for 2019Q1–Q2 (8 synthetic banks) and the default tiny model converted, built once through the library."""
+    root = tmp_path_factory.mktemp("policy-inputs")
+    layout = DataLayout(root / "data")
+    write_synthetic(layout, n_banks=8, seed=3, first="2016Q1", last="2019Q4")
+    ingest_macro(layout)
+    for quarter in quarter_range("2016Q1", "2019Q2"):
+        ingest_quarter(layout, quarter)
+    for quarter in ("2019Q1", "2019Q2"):
+        build_prompt_dataset(layout, PromptRequest(quarter))
+    write_default_hf_checkpoint(root / "hf")
+    hf_to_jax(root / "hf", root / "jax" / BASE)
+    return root
+
+
+@pytest.fixture
+def env(inputs, tmp_path, monkeypatch):
+    """This test's checkpoint folder, holding a link to the shared converted model."""
+    checkpoints = tmp_path / "checkpoints"
+    (checkpoints / "jax").mkdir(parents=True)
+    (checkpoints / "jax" / BASE).symlink_to(inputs / "jax" / BASE)
+    monkeypatch.setenv("CECL_DATA_DIR", str(inputs / "data"))
+    monkeypatch.setenv("CECL_CHECKPOINT_DIR", str(checkpoints))
+    return PolicyStore(checkpoints / "grpo" / BASE)
+
+
+def run_policy(quarter, instance, **overrides):
+    config = {"ops": {"grpo_policy": {"config": {**SMALL, **overrides}}}}
+    return run_assets(["grpo_policy"], quarter, instance, run_config=config)
+
+
+def run_log(instance, result) -> str:
+    return "\n".join(e.user_message for e in instance.all_logs(result.run_id))
+
+
+def params_of(directory):
+    return jax.tree.leaves(load_jax_checkpoint(directory)[1])
+
+
+def differ(a, b) -> bool:
+    return any(not np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_members_train_on_earlier_quarters_and_the_next_quarter_warm_starts(env, inputs, instance):
+    result = run_policy("2019Q3", instance, members=2, wandb=True)
+    assert result.success, run_log(instance, result)[-3000:]
+    manifest = env.read_manifest("2019Q3")
+    assert [Path(p).stem for p in manifest["prompt_files"]] == ["2019Q1", "2019Q2"]  # never 2019Q3 or later
+    assert not manifest["warm_started"] and manifest["base_dirs"] == [str(env.root.parent.parent / "jax" / BASE)]
+    base = params_of(inputs / "jax" / BASE)
+    members = [params_of(m["path"]) for m in manifest["members"]]
+    assert [m["seed"] for m in manifest["members"]] == [0, 1]
+    assert differ(members[0], base) and differ(members[0], members[1])
+    (materialization,) = result.asset_materializations_for_node("grpo_policy")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert metadata["members"] == 2 and metadata["steps"] == 2 and "| step | reward_mean |" in metadata["curve"]
+    log = run_log(instance, result)
+    assert "member 1: GRPO step 2/2" in log and "SFT warm-start" in log
+    assert list((Path(os.environ["CECL_RESULTS_DIR"]) / "wandb").glob("wandb/offline-run-*"))  # W&B offline, no network
+
+    nxt = run_policy("2019Q4", instance, members=2)
+    assert nxt.success, run_log(instance, nxt)[-3000:]
+    following = env.read_manifest("2019Q4")
+    assert following["warm_started"] and following["base_dirs"] == [m["path"] for m in manifest["members"]]
+    assert "SFT warm-start" not in run_log(instance, nxt)
+    assert [Path(p).stem for p in following["prompt_files"]] == ["2019Q2"]  # 2019Q3 has no prompts: only what exists
+
+
+def test_rematerializing_a_trained_quarter_reuses_its_members(env, instance):
+    assert run_policy("2019Q3", instance).success
+    written = (env.member_dir("2019Q3", 0) / "conversion.json").stat().st_mtime_ns
+    again = run_policy("2019Q3", instance)
+    assert again.success and "already trained for this job" in run_log(instance, again)
+    assert (env.member_dir("2019Q3", 0) / "conversion.json").stat().st_mtime_ns == written
+    changed = run_policy("2019Q3", instance, learning_rate=1e-3)  # another job: trained anew, not reused
+    assert changed.success and "already trained" not in run_log(instance, changed)
+
+
+def test_no_prompts_before_the_quarter_fails_clearly(env, instance):
+    result = run_policy("2017Q1", instance)
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert "no nco_prompts for 2016Q3–2016Q4" in failure.step_failure_data.user_failure_data.description
+    assert not env.quarter_dir("2017Q1").exists()
+
+
+def test_training_runs_in_the_gpu_pool_limited_to_one(tmp_path):
+    from cecl_pipeline.definitions import defs
+
+    node = defs.resolve_asset_graph().get(dg.AssetKey("grpo_policy"))
+    assert node.pools == {"gpu"}
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").symlink_to(PROJECT_ROOT / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+
+
+def test_jax_runtime_environment():
+    env = JaxRuntime().env()
+    assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and "--xla_gpu_deterministic_ops=true" in env["XLA_FLAGS"]
+    assert "JAX_PLATFORMS" not in env and JaxRuntime(platform="cpu").env()["JAX_PLATFORMS"] == "cpu"
+    assert env["JAX_COMPILATION_CACHE_DIR"].endswith(".cache/jax")
+
+
+@pytest.mark.slow
+def test_a_killed_training_resumes_from_its_last_checkpoint_exactly(env, inputs, instance, tmp_path):
+    """SIGKILL the whole `dagster asset materialize` mid-training, re-materialize, and match an uninterrupted run bitwise."""
+    config = {**SMALL, "steps": 5, "checkpoint_every": 2}
+    command = [os.path.join(os.path.dirname(sys.executable), "dagster"), "asset", "materialize", "-m", "cecl_pipeline.definitions",
+               "--select", "grpo_policy", "--partition", "2019-07-01", "--config-json", json.dumps({"ops": {"grpo_policy": {"config": config}}})]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    metrics = env.work_dir("2019Q3", 0) / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 3):
+        assert process.poll() is None and time.monotonic() < deadline, "training ended or stalled before step 3"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert env.read_manifest("2019Q3") is None  # no policy is declared for a half-trained quarter
+
+    resumed = run_policy("2019Q3", instance, steps=5, checkpoint_every=2)
+    assert resumed.success and "resuming from step" in run_log(instance, resumed)
+    logged = [json.loads(line)["step"] for line in (env.member_dir("2019Q3", 0) / "metrics.jsonl").read_text().splitlines()]
+    assert logged == [1, 2, 3, 4, 5]  # steps redone after the resume are logged once
+    os.environ["CECL_CHECKPOINT_DIR"] = str(tmp_path / "uninterrupted")  # restored by monkeypatch in `env`
+    (tmp_path / "uninterrupted" / "jax").mkdir(parents=True)
+    (tmp_path / "uninterrupted" / "jax" / BASE).symlink_to(inputs / "jax" / BASE)
+    assert run_policy("2019Q3", instance, steps=5).success
+    uninterrupted = PolicyStore(tmp_path / "uninterrupted" / "grpo" / BASE)
+    assert not differ(params_of(env.member_dir("2019Q3", 0)), params_of(uninterrupted.member_dir("2019Q3", 0)))

@@ -1,0 +1,40 @@
+"""The supervised warm-start: what it trains on, that it learns the answer, and that it is reproducible."""
+
+import jax
+import numpy as np
+
+from cecl_pipeline.grpo.data import tokenize_left_padded
+from cecl_pipeline.grpo.sft import SFTConfig, answer_text, sft_data, warm_start
+from cecl_pipeline.llm.model import init_params
+from cecl_pipeline_tests.grpo.test_trainer import MODEL, tokenizer
+
+PROMPTS = [f"Segment: credit_card\nEntity: BANK_{i:04d}\nlast rate {1 + i / 10:.2f}. <answer>" for i in range(6)]
+TARGETS = np.array([1.25, 0.5, 3.0, 2.75, 0.125, 4.0])
+
+
+def data(tmp_path_factory):
+    tok = tokenizer(tmp_path_factory.getbasetemp() / "trainer-tokenizer")
+    tokens, valid = tokenize_left_padded(PROMPTS, tok, 48, tok.pad_token_id)
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    return tok, eos, sft_data(tokens, valid, TARGETS, tok, eos, tok.pad_token_id)
+
+
+def test_only_the_answer_and_its_eos_are_trained_on(tmp_path_factory):
+    tok, eos, d = data(tmp_path_factory)
+    for row, target in enumerate(TARGETS):
+        scored = d.sequences[row, 1:][d.target_mask[row]]  # column t scores token t+1
+        assert scored[-1] == eos and tok.decode(scored[:-1].tolist()) == answer_text(target)
+        assert d.valid[row, :48].sum() == len(tok(PROMPTS[row], add_special_tokens=False)["input_ids"])
+    assert answer_text(0.125) == "<answer>0.12</answer>" and answer_text(0.125, 3) == "<answer>0.125</answer>"
+
+
+def test_warm_start_lowers_the_answer_loss_and_is_reproducible(tmp_path_factory):
+    _, _, d = data(tmp_path_factory)
+    params = init_params(MODEL, 0)
+    config = SFTConfig(steps=12, batch_size=6, learning_rate=3e-3, warmup_steps=0)
+    losses = []
+    first = warm_start(params, MODEL, d, config, seed=1, on_step=lambda m: losses.append(m["sft_loss"]))
+    again = warm_start(params, MODEL, d, config, seed=1)
+    assert losses[-1] < 0.5 * losses[0]
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(again), strict=True))
+    assert warm_start(params, MODEL, d, SFTConfig(steps=0), seed=1) is params
