@@ -61,5 +61,5 @@ def grpo_config(config) -> GRPOConfig:
                             aggregation=config.aggregation, advantage_scale=config.advantage_scale,
                             drop_zero_advantage_groups=config.drop_zero_advantage_groups),
         optimizer=OptimizerConfig(learning_rate=config.learning_rate, warmup_steps=config.warmup_steps, total_steps=max(config.steps, config.warmup_steps + 1)),
-        rewards=RewardConfig(accuracy_scale=config.accuracy_scale, strict_single=config.env == "nco_single"),
+        rewards=RewardConfig(accuracy_scale=config.accuracy_scale, penalty=config.penalty, strict_single=config.env == "nco_single"),
     )
