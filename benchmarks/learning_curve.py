@@ -7,7 +7,7 @@ and every --eval-every GRPO steps: mean reward, parse rate and MAE (pp) of G sam
 prompt, beside the naive last-value forecast's MAE on the same prompts.
 
     bash scripts/main.sh                                  # once: the default data and model
-    .venv/bin/python benchmarks/learning_curve.py         # 2023Q1, 60 SFT + 60 GRPO steps
+    .venv/bin/python benchmarks/learning_curve.py         # 2023Q1, 200 SFT + 60 GRPO steps
     .venv/bin/python benchmarks/learning_curve.py --steps 100 --eval-every 20 --set learning_rate=1e-4
 """
 
@@ -37,7 +37,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quarter", default="2023Q1")
     parser.add_argument("--steps", type=int, default=60, help="GRPO steps")
-    parser.add_argument("--sft-steps", type=int, default=60)
+    parser.add_argument("--sft-steps", type=int, default=PolicyConfig.model_fields["sft_steps"].default)
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--eval-prompts", type=int, default=32)
     parser.add_argument("--eval-samples", type=int, default=4, help="sampled answers per held-out prompt")

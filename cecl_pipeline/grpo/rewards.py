@@ -23,7 +23,7 @@ _NUMBER = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*%?\s*$")
 
 @dataclass(frozen=True)
 class RewardConfig:
-    accuracy_scale: float = 0.5  # percentage points at which accuracy falls to 1/e
+    accuracy_scale: float = 1.0  # percentage points at which accuracy falls to 1/e
     format_weight: float = 0.1
     penalty: float = 1.0
     plausible_min: float = -10.0  # the panel's own nco_rate range
