@@ -118,5 +118,9 @@ def grpo_policy(context: dg.AssetExecutionContext, config: PolicyConfig, models:
     context.log.info(f"grpo_policy {quarter}: training on {', '.join(Path(p).stem for p in job.prompt_files)}; "
                      f"starting from {'grpo_policy ' + shift(quarter, -1) if job.warm_started else 'jax_checkpoint'}")
     command = [sys.executable, "-m", "cecl_pipeline.defs.grpo_process"]
-    invocation = pipes_subprocess_client.run(command=command, context=context, extras={"job": job.to_dict()}, env=jax_runtime.env())
+    with warnings.catch_warnings():
+        # Dagster 1.13.27's own Pipes client warns about its preview API and its own use of context.run_id.
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        invocation = pipes_subprocess_client.run(command=command, context=context, extras={"job": job.to_dict()}, env=jax_runtime.env())
     return invocation.get_materialize_result()
