@@ -10,7 +10,9 @@ the issue: ours >= 3x transformers' new tokens/s. Informative only: the script e
 
 Decode GFLOP/s counts, per fed token, 2 x (non-embedding matmul weights + the V x E head) plus
 attention 4 x layers x heads x head_dim x context (QK^T and weights·V over the real context, not
-the padded cache); the decode time is t(64 new tokens) - t(1 new token), i.e. 63 decode steps.
+the padded cache), as ``cecl_pipeline.llm.flops.decode_flops`` does; the decode time is
+t(64 new tokens) - t(1 new token), i.e. 63 decode steps. The matmul peak is
+``flops.matmul_peak_flops()``, measured in the same run.
 """
 
 from __future__ import annotations
