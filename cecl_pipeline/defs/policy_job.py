@@ -18,6 +18,8 @@ def build_job(quarter: str, config, base_dir: Path, layout: DataLayout, store_ro
     """The job for ``quarter``: prompt files of the ``train_quarters`` before it, and where to start from."""
     from cecl_pipeline.defs.policy import MAX_TRAIN_QUARTERS
 
+    if config.members < 1 or config.steps < 1:
+        raise ValueError(f"members and steps must be at least 1, got members={config.members}, steps={config.steps}")
     if not 1 <= config.train_quarters <= MAX_TRAIN_QUARTERS:
         raise ValueError(f"train_quarters must be between 1 and {MAX_TRAIN_QUARTERS}, got {config.train_quarters}")
     window = quarter_range(shift(quarter, -config.train_quarters), shift(quarter, -1))

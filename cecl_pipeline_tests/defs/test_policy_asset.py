@@ -117,6 +117,14 @@ def test_no_prompts_before_the_quarter_fails_clearly(env, instance):
     assert not env.quarter_dir("2017Q1").exists()
 
 
+def test_an_empty_ensemble_is_refused_before_training(env, instance):
+    result = run_policy("2019Q3", instance, members=0)
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert "members and steps must be at least 1" in failure.step_failure_data.user_failure_data.description
+    assert not env.quarter_dir("2019Q3").exists()
+
+
 def test_training_runs_in_the_gpu_pool_limited_to_one(tmp_path):
     from cecl_pipeline.definitions import defs
 
