@@ -26,17 +26,32 @@ def prepare_dagster_home() -> Path:
     return home
 
 
+class UsageError(ValueError):
+    """A command-line value that cannot be used; main prints it and exits 2."""
+
+
+def policy_run_config(items: list[str] | None) -> dict | None:
+    """grpo_policy's run config from ``--set KNOB=VALUE`` items (None when there are none)."""
+    from cecl_pipeline.defs.policy import knob_overrides
+
+    try:
+        knobs = knob_overrides(items or [])
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return {"ops": {"grpo_policy": {"config": knobs}}} if knobs else None
+
+
 def quarter_list(first: str, last: str | None) -> list[str]:
     return q.quarter_range(first, last or first)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The main job on the embedded default: model and conversion, macro, panels, prompts, then the GRPO policy per quarter."""
-    from cecl_pipeline.defs.policy import knob_overrides
     from cecl_pipeline.defs.runs import materialize, materialize_quarters
     from cecl_pipeline.panel.default_data import ensure_default_data
     from cecl_pipeline.panel.store import drop_file_quarters
 
+    policy_config = policy_run_config(args.set)  # refused before anything is written
     layout = data_layout()
     if note := ensure_default_data(layout):
         print(note)
@@ -46,11 +61,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             "or set CECL_SYNTHETIC=1 to write the synthetic default there.",
             file=sys.stderr,
         )
-        return 2
-    try:
-        knobs = knob_overrides(args.set or [])
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
         return 2
     targets = quarter_list(args.first, args.last)
     prompt_quarters = q.quarter_range(q.shift(targets[0], -DEFAULT_TRAIN_QUARTERS), targets[-1])
@@ -63,7 +73,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(summaries[-1].line())
         if not summaries[-1].success:
             return _report(summaries)
-    policy_config = {"ops": {"grpo_policy": {"config": knobs}}} if knobs else None
     stages = ((["nco_panel"], history_only, None), (["nco_panel", "nco_prompts"], prompt_quarters, None), (["grpo_policy"], targets, policy_config))
     for selection, quarters, run_config in stages:
         if summaries[-1].success:
@@ -84,15 +93,9 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """grpo_policy for a quarter or a range, oldest first (each quarter warm-starts from the one before)."""
-    from cecl_pipeline.defs.policy import knob_overrides
     from cecl_pipeline.defs.runs import materialize_quarters
 
-    try:
-        knobs = knob_overrides(args.set or [])
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    config = {"ops": {"grpo_policy": {"config": knobs}}} if knobs else None
+    config = policy_run_config(args.set)
     return _report(materialize_quarters(["grpo_policy"], quarter_list(args.first, args.last), run_config=config))
 
 
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (DropFileError, QuarterError) as error:
+    except (DropFileError, QuarterError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
