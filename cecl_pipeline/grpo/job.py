@@ -66,6 +66,10 @@ class PolicyJob:
     def store(self) -> PolicyStore:
         return PolicyStore(Path(self.store_root))
 
+    def base_dir(self, member: int) -> Path:
+        """The checkpoint member ``member`` starts from."""
+        return Path(self.base_dirs[member % len(self.base_dirs)])
+
     def member_seed(self, member: int) -> int:
         return self.grpo.seed + member
 

@@ -32,7 +32,7 @@ def train_member(job: PolicyJob, member: int, fingerprint: str, log: Log) -> dic
         log(f"member {member}: already trained for this job → {final}")
         return _entry(final, member, job)
     work = _work_dir(job, member, fingerprint, log)
-    base = Path(job.base_dirs[member % len(job.base_dirs)])
+    base = job.base_dir(member)
     model_config, params = load_jax_checkpoint(base, dtype="float32")
     trainer = build_trainer(job, member, base, model_config)
     with TrainCheckpoints(work / "train", max_to_keep=2, save_every=job.checkpoint_every) as checkpoints:
@@ -103,7 +103,7 @@ def starting_params(job: PolicyJob, member: int, trainer: GRPOTrainer, params, w
     log(f"member {member}: SFT warm-start, {job.sft.steps} steps × {job.sft.batch_size} prompts")
     sft_log = lambda m: m["sft_step"] % every == 0 and log(f"member {member}: SFT step {m['sft_step']}/{job.sft.steps} · loss {m['sft_loss']:.3f}")
     params = warm_start(params, trainer.model_config, data, job.sft, job.member_seed(member), on_step=sft_log)
-    _save_checkpoint_dir(saved, params, Path(job.base_dirs[member % len(job.base_dirs)]), {"stage": "sft", "steps": job.sft.steps})
+    _save_checkpoint_dir(saved, params, job.base_dir(member), {"stage": "sft", "steps": job.sft.steps})
     return params
 
 
