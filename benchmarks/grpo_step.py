@@ -19,9 +19,9 @@ Every completion is 64 tokens: ours samples with no EOS ids (``eos_token_ids=()`
 
 Where the two differ by design, and what that costs (printed in the breakdown):
 
-- We recompute the old log-probs with the update's full forward pass after sampling (see
-  ``grpo/rollout.py``); TRL skips that pass when one generation feeds one update.
-- Our update computes the head on every position; TRL's fused head only on completion positions.
+- Both skip the old-log-prob pass when one generation feeds one update (ours: ``grpo/rollout.py``),
+  and both compute the head on the completion positions only. The breakdown still times that
+  pass alone, as a ppo_epochs > 1 run pays it.
 - TRL turns gradient checkpointing on by default; it is off here, as ours (``remat``) is off.
   ``--trl-gradient-checkpointing`` restores TRL's default.
 - Rewards: ours scores the completions with the NCO reward; TRL gets a trivial Python function.
@@ -32,9 +32,9 @@ optimizer). The two alternate, one step each (ours runs from TRL's ``on_step_end
 timed window), so that load from other processes hits both alike; torch's OpenMP threads suffer
 far more from a busy core than XLA's pool does, so run it on an otherwise idle machine. Both
 exclude the first ``--warmup`` steps (JAX compilation, torch's first allocations) and report the
-median. Update MFU: ``train_flops(config, 16 x 192, 192)`` from
-``cecl_pipeline/llm/flops.py`` (forward + backward = 3x forward, full 192x192 attention, head on
-every token), the same model FLOPs for both sides, over the update's median time, beside a
+median. Update MFU: ``update_flops(config, 16, 192, 64)`` from
+``cecl_pipeline/llm/flops.py`` (forward + backward = 3x forward, 191 tokens fed with full 191x191
+attention, head on the 64 completion positions), the same model FLOPs for both sides, over the update's median time, beside a
 float32 2048^2 matmul peak measured in this run (before and after the steps; the better of the
 two). Our update is timed alone by calling the jitted ``trainer.update`` on a rollout; TRL's is
 its step time minus ``_generate_and_score_completions``. The last line says how many cores other
@@ -62,13 +62,13 @@ from transformers import Qwen3ForCausalLM
 
 from cecl_pipeline.grpo.data import CursorState, PromptCursor
 from cecl_pipeline.grpo.loss import GRPOLossConfig
-from cecl_pipeline.grpo.policy import sequence_logprobs_jit
+from cecl_pipeline.grpo.policy import completion_logprobs_jit
 from cecl_pipeline.grpo.rollout import generate, rollout
 from cecl_pipeline.grpo.trainer import GRPOConfig, GRPOTrainer
 from cecl_pipeline.llm.chat_template import ChatTemplate
 from cecl_pipeline.llm.config import NAMED_CONFIGS, Qwen3Config
 from cecl_pipeline.llm.corpus import prompt_corpus
-from cecl_pipeline.llm.flops import decode_flops, forward_flops, matmul_peak_flops, train_flops
+from cecl_pipeline.llm.flops import decode_flops, matmul_peak_flops, update_flops
 from cecl_pipeline.llm.param_names import hf_to_flax
 from cecl_pipeline.llm.tokenizer import build_tokenizer, save_hf_tokenizer
 
@@ -196,7 +196,7 @@ class Ours:
 
         def run_rollout():
             return rollout(p, config, prompt_tokens, prompt_valid, self.targets[: args.prompts], self.tok, trainer.sampling, args.group_size,
-                           self.grpo.rewards, self.grpo.loss.advantage_scale, key, n)
+                           self.grpo.rewards, self.grpo.loss.advantage_scale, key, n, old_logprobs=trainer.reuses_rollouts)
 
         batch = run_rollout()
         seqs, seq_valid = jax.numpy.asarray(batch.sequences), jax.numpy.asarray(batch.sequence_valid)
@@ -210,7 +210,7 @@ class Ours:
 
         phases = {
             "sample": lambda: generate(p, config, rep(prompt_tokens), rep(prompt_valid), trainer.sampling, key, n),
-            "old log-probs": lambda: sequence_logprobs_jit(p, config, seqs, seq_valid).block_until_ready(),
+            "old log-probs": lambda: completion_logprobs_jit(p, config, seqs, seq_valid, args.prompt_length).block_until_ready(),
             "rollout": run_rollout,
             "update": run_updates,
         }
@@ -223,18 +223,18 @@ class Ours:
         times, steps = self.phases(), self.times[args.warmup :]
         step = statistics.median(steps)
         width = args.prompt_length + args.new_tokens
-        update_flops = train_flops(config, n * width, width) * self.grpo.ppo_epochs
+        flops_update = update_flops(config, n, width, args.new_tokens) * self.grpo.ppo_epochs
         gf = lambda flops, s: f"{flops / s / 1e9:.0f} GFLOP/s"
-        rest = times["rollout"] - times["sample"] - times["old log-probs"]
+        rest = times["rollout"] - times["sample"] - (times["old log-probs"] if self.trainer.reuses_rollouts else 0)
         print(f"ours: {step:.3f} s/step (median of {len(steps)}; spread {min(steps):.3f}-{max(steps):.3f}), "
               f"{n * args.new_tokens / step:,.0f} completion tok/s; {len(self.minibatches)} update(s) of {args.ppo_minibatch} a step")
         print(f"      phases alone (median of {args.update_repeats}): sample {times['sample'] * 1e3:.0f} ms "
               f"(decode FLOPs only: {gf(decode_flops(config, n, args.prompt_length, range(1, args.new_tokens)), times['sample'])}), "
-              f"old log-probs {times['old log-probs'] * 1e3:.0f} ms ({gf(forward_flops(config, n * width, width), times['old log-probs'])}), "
-              f"decode + reward + advantages {rest * 1e3:.0f} ms, update {times['update'] * 1e3:.0f} ms ({gf(update_flops, times['update'])}); "
+              f"old log-probs {times['old log-probs'] * 1e3:.0f} ms ({'paid' if self.trainer.reuses_rollouts else 'skipped'} in a step), "
+              f"decode + reward + advantages {rest * 1e3:.0f} ms, update {times['update'] * 1e3:.0f} ms ({gf(flops_update, times['update'])}); "
               f"step - rollout - update = {(step - times['rollout'] - times['update']) * 1e3:.0f} ms")
-        return {"step": step, "best": min(steps), "update": times["update"], "rollout": times["rollout"], "update_flops": update_flops,
-                "mfu": update_flops / times["update"] / peak}
+        return {"step": step, "best": min(steps), "update": times["update"], "rollout": times["rollout"], "update_flops": flops_update,
+                "mfu": flops_update / times["update"] / peak}
 
 
 # --- TRL ----------------------------------------------------------------------------------------
@@ -303,12 +303,12 @@ def report_trl(args, config: Qwen3Config, run: dict, peak: float) -> dict:
     step, roll = statistics.median(steps), statistics.median(rollouts)
     update = statistics.median(s - r for s, r in zip(steps, rollouts))
     width = args.prompt_length + args.new_tokens
-    update_flops = train_flops(config, n * width, width)
+    flops_update = update_flops(config, n, width, args.new_tokens)
     print(f"TRL:  {step:.3f} s/step (median of {len(steps)}; spread {min(steps):.3f}-{max(steps):.3f}), "
           f"{n * args.new_tokens / step:,.0f} completion tok/s; generate + score {roll * 1e3:.0f} ms, "
-          f"the rest (forward, backward, optimizer) {update * 1e3:.0f} ms ({update_flops / update / 1e9:.0f} GFLOP/s); trl {run['version']}, "
+          f"the rest (forward, backward, optimizer) {update * 1e3:.0f} ms ({flops_update / update / 1e9:.0f} GFLOP/s); trl {run['version']}, "
           f"gradient checkpointing {'on' if args.trl_gradient_checkpointing else 'off'}")
-    return {"step": step, "best": min(steps), "update": update, "rollout": roll, "update_flops": update_flops, "mfu": update_flops / update / peak}
+    return {"step": step, "best": min(steps), "update": update, "rollout": roll, "update_flops": flops_update, "mfu": flops_update / update / peak}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,9 @@
 """Per-token log-probs of a Qwen3 policy over given sequences, and the supervised warm-start loss.
 
-Column t of the outputs scores token t+1 given tokens ≤ t, so a sequence of width L yields L−1
-columns; masks passed in are shifted the same way. Log-softmax runs in float32 whatever the model's
-compute dtype, since the PPO ratio exponentiates differences of these numbers.
+Whole sequences (SFT): column t scores token t+1 given tokens ≤ t, so a sequence of width L yields
+L−1 columns; masks passed in are shifted the same way. Completions (GRPO): only the M tokens after
+the prompt are scored, [N, M], and the head runs on those positions only. Log-softmax runs in
+float32 whatever the model's compute dtype, since the PPO ratio exponentiates differences of these numbers.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from cecl_pipeline.llm.model import Qwen3, positions_from_valid
 
 def next_token_logprobs(logits: jax.Array, tokens: jax.Array) -> jax.Array:
     """log p(tokens[:, t+1] | ≤ t) from logits [N, L, V]: [N, L−1] float32."""
-    log_probs = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), axis=-1)
-    return jnp.take_along_axis(log_probs, tokens[:, 1:, None], axis=-1)[..., 0]
+    return token_logprobs(logits[:, :-1], tokens[:, 1:])
 
 
 def policy_logits(params, config: Qwen3Config, tokens: jax.Array, valid: jax.Array) -> jax.Array:
@@ -31,8 +31,26 @@ def sequence_logprobs(params, config: Qwen3Config, tokens: jax.Array, valid: jax
     return next_token_logprobs(policy_logits(params, config, tokens, valid), tokens)
 
 
-# One compiled copy shared by rollouts and the reference-model pass (the config is static).
-sequence_logprobs_jit = jax.jit(sequence_logprobs, static_argnums=1)
+def completion_logits(params, config: Qwen3Config, tokens: jax.Array, valid: jax.Array, prompt_width: int) -> jax.Array:
+    """Logits [N, M, V] scoring the M = L − prompt_width completion tokens of ``tokens`` [N, L] (the head runs on those only)."""
+    positions = positions_from_valid(valid)
+    logits, _ = Qwen3(config).apply({"params": params}, tokens[:, :-1], positions[:, :-1], valid[:, :-1], logits_from=prompt_width - 1)
+    return logits
+
+
+def token_logprobs(logits: jax.Array, tokens: jax.Array) -> jax.Array:
+    """log p(tokens[:, t]) under logits[:, t] ([N, M, V] and [N, M]): [N, M] float32."""
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return jnp.take_along_axis(log_probs, tokens[..., None], axis=-1)[..., 0]
+
+
+def completion_logprobs(params, config: Qwen3Config, tokens: jax.Array, valid: jax.Array, prompt_width: int) -> jax.Array:
+    """Log-probs [N, M] of the completion tokens ``tokens[:, prompt_width:]`` under the policy."""
+    return token_logprobs(completion_logits(params, config, tokens, valid, prompt_width), tokens[:, prompt_width:])
+
+
+# One compiled copy shared by rollouts and the reference-model pass (the config and prompt width are static).
+completion_logprobs_jit = jax.jit(completion_logprobs, static_argnums=(1, 4))
 
 
 def completion_mask(prompt_width: int, sequence_valid: jax.Array) -> jax.Array:

@@ -21,11 +21,11 @@ from cecl_pipeline.grpo.checkpoints import TrainCheckpoints
 from cecl_pipeline.grpo.data import CursorState, PromptCursor
 from cecl_pipeline.grpo.loss import GRPOLossConfig, grpo_loss, mean_token_entropy
 from cecl_pipeline.grpo.optim import OptimizerConfig, learning_rate_at, make_optimizer
-from cecl_pipeline.grpo.policy import next_token_logprobs, policy_logits, sequence_logprobs_jit
+from cecl_pipeline.grpo.policy import completion_logits, completion_logprobs_jit, token_logprobs
 from cecl_pipeline.grpo.rewards import RewardConfig
 from cecl_pipeline.grpo.rollout import Rollout, rollout
 from cecl_pipeline.llm.config import Qwen3Config
-from cecl_pipeline.llm.flops import device_peak_flops, matmul_peak_flops, mfu, train_flops
+from cecl_pipeline.llm.flops import device_peak_flops, matmul_peak_flops, mfu, update_flops
 from cecl_pipeline.llm.sampler import SamplingConfig
 from cecl_pipeline.panel.prompts import ENVS
 
@@ -80,11 +80,15 @@ class GRPOTrainer:
         return {"params": params, "opt_state": self.optimizer.init(params), "rng": jax.random.key(self.config.seed), "step": 0}
 
     def _update(self, params, opt_state, batch: dict, ref_logprobs):
+        sequences = batch["sequences"]
+        prompt_width = sequences.shape[1] - batch["mask"].shape[1]
+
         def loss_fn(p):
-            logits = policy_logits(p, self.model_config, batch["sequences"], batch["sequence_valid"])
-            new = next_token_logprobs(logits, batch["sequences"])
-            loss, metrics = grpo_loss(new, batch["old_logprobs"], ref_logprobs, batch["advantages"], batch["mask"], self.config.loss, self.loss_group_size)
-            return loss, {**metrics, "entropy": mean_token_entropy(logits[:, :-1], batch["mask"])}
+            logits = completion_logits(p, self.model_config, sequences, batch["sequence_valid"], prompt_width)
+            new = token_logprobs(logits, sequences[:, prompt_width:])
+            old = batch["old_logprobs"] if "old_logprobs" in batch else jax.lax.stop_gradient(new)
+            loss, metrics = grpo_loss(new, old, ref_logprobs, batch["advantages"], batch["mask"], self.config.loss, self.loss_group_size)
+            return loss, {**metrics, "entropy": mean_token_entropy(logits, batch["mask"])}
 
         (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = self.optimizer.update(grads, opt_state, params)
@@ -97,8 +101,10 @@ class GRPOTrainer:
         rng, rollout_key, shuffle_key = jax.random.split(state["rng"], 3)
         prompts = cursor.next(c.groups_per_batch)
         batch = rollout(state["params"], self.model_config, self.tokens[prompts], self.valid[prompts], self.targets[prompts], self.tokenizer,
-                        self.sampling, c.group_size, c.rewards, c.loss.advantage_scale, rollout_key, c.inference_batch_per_device)
-        ref = None if c.loss.beta == 0 else np.asarray(sequence_logprobs_jit(self.reference_params, self.model_config, batch.sequences, batch.sequence_valid))
+                        self.sampling, c.group_size, c.rewards, c.loss.advantage_scale, rollout_key, c.inference_batch_per_device,
+                        old_logprobs=self.reuses_rollouts)
+        ref = None if c.loss.beta == 0 else np.asarray(completion_logprobs_jit(self.reference_params, self.model_config, batch.sequences,
+                                                                                batch.sequence_valid, self.tokens.shape[1]))
         params, opt_state, updates = state["params"], state["opt_state"], []
         update_started = time.perf_counter()
         for epoch in range(c.ppo_epochs):
@@ -109,6 +115,12 @@ class GRPOTrainer:
         update_seconds = time.perf_counter() - update_started
         new_state = {"params": params, "opt_state": opt_state, "rng": rng, "step": state["step"] + 1}
         return new_state, self.metrics(new_state, batch, updates, time.perf_counter() - started, update_seconds)
+
+    @property
+    def reuses_rollouts(self) -> bool:
+        """Whether a rollout feeds more than one update (then its old log-probs must be computed up front)."""
+        c = self.config
+        return c.ppo_epochs > 1 or c.ppo_minibatch < c.groups_per_batch * c.group_size
 
     def minibatches(self, key: jax.Array, rows: int) -> list[np.ndarray]:
         """Shuffled minibatches of ``ppo_minibatch`` rows, made of whole groups when the sizes allow."""
@@ -128,7 +140,8 @@ class GRPOTrainer:
     def update_mfu(self, batch: Rollout, seconds: float) -> float:
         """Model FLOPs utilisation of the PPO updates (forward + backward over every sequence, every epoch)."""
         rows, width = batch.sequences.shape
-        return mfu(self.config.ppo_epochs * train_flops(self.model_config, rows * width, width), seconds, self.peak_flops)
+        flops = update_flops(self.model_config, rows, width, batch.mask.shape[1])
+        return mfu(self.config.ppo_epochs * flops, seconds, self.peak_flops)
 
     def metrics(self, state: dict, batch: Rollout, updates: list[dict], seconds: float, update_seconds: float) -> dict:
         errors = [e for e in batch.errors if e is not None]

@@ -10,8 +10,9 @@ where ``matmul_params`` counts the q/k/v/o projections, the MLP and the V x E ou
 attention term is QK^T plus weights·V against ``context`` keys. A whole-sequence pass of length L
 (training, or recomputing log-probs) computes every query against all L keys and masks afterwards,
 so its context is L for every token (the PaLM convention; a causal kernel would do about half).
-The head is counted on every token, as our log-prob pass computes it. Training (forward +
-backward) is 3x the forward: the backward computes gradients for both activations and weights.
+``forward_flops`` counts the head on every token; ``update_flops`` counts it on the completion
+positions only, as the GRPO update (ours, and TRL's ``logits_to_keep``) computes it. Training
+(forward + backward) is 3x the forward: the backward computes gradients for both activations and weights.
 
 Peaks: ``matmul_peak_flops`` measures a float32 square matmul on the default JAX device in this
 process, the practical ceiling on a CPU; ``device_peak_flops`` returns the datasheet dense bf16
@@ -66,6 +67,21 @@ def train_flops(config: Qwen3Config, tokens: int, context: int) -> int:
     For a GRPO update on N sequences of length L (prompt + completion): ``train_flops(config, N * L, L)``.
     """
     return 3 * forward_flops(config, tokens, context)
+
+
+def head_flops_per_token(config: Qwen3Config) -> int:
+    return 2 * config.vocab_size * config.hidden_size
+
+
+def update_flops(config: Qwen3Config, rows: int, width: int, completion: int) -> int:
+    """Forward + backward FLOPs of a GRPO update on ``rows`` sequences of ``width`` tokens, ``completion`` of them scored.
+
+    The last token is not fed (nothing after it to score), so each row feeds width − 1 tokens at
+    that context; the head runs on the ``completion`` positions only.
+    """
+    fed = width - 1
+    body = rows * fed * (forward_flops_per_token(config, fed) - head_flops_per_token(config))
+    return 3 * (body + rows * completion * head_flops_per_token(config))
 
 
 def decode_flops(config: Qwen3Config, batch: int, prompt: int, steps: range) -> int:

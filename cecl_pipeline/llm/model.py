@@ -137,16 +137,18 @@ class Block(nn.Module):
 
 
 class Qwen3(nn.Module):
-    """``apply(params, tokens, positions, valid, cache=None, cache_index=None) -> (logits, cache)``.
+    """``apply(params, tokens, positions, valid, cache=None, cache_index=None, logits_from=0) -> (logits, cache)``.
 
     tokens, positions [B, T] int32; valid [B, T] bool (False on padding). With a cache, the T tokens
     are written at slots ``cache_index … cache_index+T-1`` and attend to every valid earlier slot.
+    ``logits_from`` (static) skips the head for positions before it, so logits are [B, T − logits_from, V]:
+    the head is a large share of a small model's FLOPs, and GRPO needs logits on the completion only.
     """
 
     config: Qwen3Config
 
     @nn.compact
-    def __call__(self, tokens, positions, valid, cache: KVCache | None = None, cache_index=None):
+    def __call__(self, tokens, positions, valid, cache: KVCache | None = None, cache_index=None, logits_from: int = 0):
         c = self.config
         embed = nn.Embed(c.vocab_size, c.hidden_size, dtype=c.dtype, param_dtype=c.param_dtype,
                          embedding_init=nn.initializers.normal(INIT_STD), name="embed_tokens")
@@ -159,7 +161,7 @@ class Qwen3(nn.Module):
             x, (k, v) = block_cls(c, name=f"layers_{i}")(x, positions, mask, layer_cache, cache_index)
             new_keys.append(k)
             new_values.append(v)
-        x = RMSNorm(c.rms_norm_eps, c.dtype, c.param_dtype, name="norm")(x)
+        x = RMSNorm(c.rms_norm_eps, c.dtype, c.param_dtype, name="norm")(x[:, logits_from:])
         flat = x.reshape(-1, x.shape[-1])  # [B·T, E]: one 2-D matmul, as in FlatDense
         logits = (embed.attend(flat) if c.tie_word_embeddings else dense(c.vocab_size, c, "lm_head")(flat)).reshape(*x.shape[:-1], -1)  # [B, T, V]
         new_cache = KVCache(tuple(new_keys), tuple(new_values), key_valid) if cache is not None else None

@@ -4,7 +4,7 @@ import numpy as np
 import optax
 import torch
 
-from cecl_pipeline.grpo.policy import completion_mask, sequence_logprobs, sft_loss
+from cecl_pipeline.grpo.policy import completion_logprobs, completion_mask, sequence_logprobs, sft_loss
 from cecl_pipeline.llm.config import NAMED_CONFIGS
 from cecl_pipeline.llm.model import init_params
 from cecl_pipeline.llm.sampler import SamplingConfig, sample
@@ -33,6 +33,11 @@ def test_sampler_logprobs_equal_recomputed_completion_logprobs():
     from_sampler = np.zeros(mask.shape, np.float32)
     from_sampler[:, ids.shape[1] - 1 :] = np.asarray(result.logprobs)
     assert np.abs(np.asarray(recomputed) - from_sampler)[np.asarray(mask)].max() < 1e-4
+    # The completion-only pass (head on the completion positions) scores the same tokens the same way.
+    completion = completion_logprobs(params, config, result.sequences, result.sequence_valid, ids.shape[1])
+    assert completion.shape == result.logprobs.shape
+    scored = np.asarray(result.sequence_valid[:, ids.shape[1]:])
+    assert np.abs(np.asarray(completion) - np.asarray(recomputed)[:, ids.shape[1] - 1 :])[scored].max() < 1e-5
 
 
 def test_a_few_sft_steps_lower_the_loss_on_a_fixed_batch():

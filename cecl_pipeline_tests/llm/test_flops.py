@@ -25,6 +25,9 @@ def test_hand_count_of_a_small_config():
     assert flops.forward_flops_per_token(SMALL, 5) == 896
     assert flops.forward_flops(SMALL, tokens=7, context=5) == 7 * 896
     assert flops.train_flops(SMALL, tokens=7, context=5) == 3 * 7 * 896
+    # a GRPO update on 3 rows of width 5 scoring 2 completion tokens: 4 tokens fed at 4 keys, the head (2 x 10 x 4) on 2
+    body_per_token = 2 * 328 + 4 * 2 * 2 * 3 * 4 - 80
+    assert flops.update_flops(SMALL, rows=3, width=5, completion=2) == 3 * (3 * 4 * body_per_token + 3 * 2 * 80)
     # decoding after a 4-token prompt: steps 1 and 2 attend to 5 and 6 keys
     assert flops.decode_flops(SMALL, batch=3, prompt=4, steps=range(1, 3)) == 3 * (896 + 2 * 328 + 4 * 2 * 2 * 3 * 6)
 
