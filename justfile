@@ -41,6 +41,18 @@ prompts first last="":
 train first last="" *args:
     {{cecl}} train --first {{first}} {{ if last != "" { "--last " + last } else { "" } }} {{args}}
 
+# walk-forward forecasts for a quarter or a range, then the report, e.g. just eval-nco 2023Q1 2023Q4
+eval-nco first last="":
+    {{cecl}} eval-nco --first {{first}} {{ if last != "" { "--last " + last } else { "" } }}
+
+# one checkpoint over a quarter range, e.g. just validate-nco checkpoints/grpo/…/2019Q1/member-0 2019Q1 2023Q4
+validate-nco checkpoint start_date end_date *args:
+    {{cecl}} validate-nco {{checkpoint}} --start-date {{start_date}} --end-date {{end_date}} {{args}}
+
+# the real-data walk-forward (Fed charge-off rates, 2010Q1–2015Q4) end to end on CPU
+walkforward-real *args:
+    .venv/bin/python benchmarks/walkforward_real.py {{args}}
+
 # SFT warm-start then GRPO on the default, with a held-out learning curve
 learning-curve *args:
     .venv/bin/python benchmarks/learning_curve.py {{args}}

@@ -46,7 +46,7 @@ def quarter_list(first: str, last: str | None) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The main job on the embedded default: model and conversion, macro, panels, prompts, then the GRPO policy per quarter."""
+    """The main job on the embedded default: model and conversion, macro, panels, prompts, the GRPO policy and walk-forward per quarter, then the report."""
     from cecl_pipeline.defs.runs import materialize, materialize_quarters
     from cecl_pipeline.panel.default_data import ensure_default_data
     from cecl_pipeline.panel.store import drop_file_quarters
@@ -66,18 +66,64 @@ def cmd_run(args: argparse.Namespace) -> int:
     prompt_quarters = q.quarter_range(q.shift(targets[0], -DEFAULT_TRAIN_QUARTERS), targets[-1])
     history_only = q.quarter_range(q.shift(prompt_quarters[0], -DEFAULT_LOOKBACK), q.shift(prompt_quarters[0], -1))
     print(f"hf_checkpoint, jax_checkpoint, macro_history, nco_panel {history_only[0]}–{targets[-1]}, "
-          f"nco_prompts {prompt_quarters[0]}–{targets[-1]}, grpo_policy {targets[0]}–{targets[-1]}")
+          f"nco_prompts {prompt_quarters[0]}–{targets[-1]}, grpo_policy and walkforward_forecasts {targets[0]}–{targets[-1]}, walkforward_report")
     summaries = []
     for selection in (["hf_checkpoint", "jax_checkpoint"], ["macro_history"]):
         summaries.append(materialize(selection))
         print(summaries[-1].line())
         if not summaries[-1].success:
             return _report(summaries)
-    stages = ((["nco_panel"], history_only, None), (["nco_panel", "nco_prompts"], prompt_quarters, None), (["grpo_policy"], targets, policy_config))
+    stages = ((["nco_panel"], history_only, None), (["nco_panel", "nco_prompts"], prompt_quarters, None), (["grpo_policy"], targets, policy_config),
+              (["walkforward_forecasts"], targets, None))
     for selection, quarters, run_config in stages:
         if summaries[-1].success:
             summaries += materialize_quarters(selection, quarters, run_config=run_config)
+    if summaries[-1].success:
+        summaries.append(_report_run())
     return _report(summaries)
+
+
+def _report_run():
+    """Materialize walkforward_report and say where it is."""
+    from cecl_pipeline.defs.runs import materialize
+    from cecl_pipeline.settings import results_dir
+
+    summary = materialize(["walkforward_report"])
+    print(summary.line())
+    if summary.success:
+        print(f"report: {results_dir() / 'walkforward' / 'report.md'} (and report.html; charts in the web UI under walkforward_report)")
+    return summary
+
+
+def cmd_eval_nco(args: argparse.Namespace) -> int:
+    """walkforward_forecasts for a quarter or a range (grpo_policy[Q] on prompts[Q] beside the baselines), then walkforward_report."""
+    from cecl_pipeline.defs.runs import materialize_quarters
+
+    summaries = materialize_quarters(["walkforward_forecasts"], quarter_list(args.first, args.last))
+    if summaries[-1].success:
+        summaries.append(_report_run())
+    return _report(summaries)
+
+
+def cmd_validate_nco(args: argparse.Namespace) -> int:
+    """One checkpoint walk-forward over a quarter range; refuses quarters whose targets it was trained on."""
+    from cecl_pipeline.forecast.policy_samples import SampleSettings
+    from cecl_pipeline.forecast.report import headline
+    from cecl_pipeline.forecast.validation import validate_checkpoint
+    from cecl_pipeline.panel.windows import LookaheadError
+    from cecl_pipeline.settings import results_dir
+
+    checkpoint = Path(args.checkpoint).resolve()
+    quarters = quarter_list(args.start_date, args.end_date)
+    out = Path(args.out) if args.out else results_dir() / "validate-nco" / f"{checkpoint.parent.name}-{checkpoint.name}-{quarters[0]}-{quarters[-1]}"
+    settings = SampleSettings(samples=args.samples, max_new_tokens=args.max_new_tokens, seed=args.seed)
+    try:
+        report = validate_checkpoint(checkpoint, quarters, data_layout(), out, settings, args.env)
+    except (LookaheadError, FileNotFoundError) as error:
+        raise UsageError(str(error)) from None
+    print(headline(report))
+    print(f"report: {report.markdown_path} (and report.html)")
+    return 0
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
@@ -184,6 +230,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--last", help="last quarter of a range (default: --first)")
     train.add_argument("--set", action="append", metavar="KNOB=VALUE", help="a grpo_policy config knob, e.g. --set members=3 --set steps=40")
     train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval-nco", help="walk-forward: grpo_policy[Q] vs the baselines on prompts[Q], then the report", description=cmd_eval_nco.__doc__)
+    ev.add_argument("--first", required=True, help="first quarter, e.g. 2023Q1")
+    ev.add_argument("--last", help="last quarter of a range (default: --first)")
+    ev.set_defaults(func=cmd_eval_nco)
+
+    val = sub.add_parser("validate-nco", help="evaluate one checkpoint over a quarter range (never on quarters it was trained on)",
+                         description=cmd_validate_nco.__doc__)
+    val.add_argument("checkpoint", help="a policy member directory (checkpoints/grpo/…/<Q>/member-0) or a converted checkpoint")
+    val.add_argument("--start-date", required=True, help="first quarter, e.g. 2019Q1")
+    val.add_argument("--end-date", required=True, help="last quarter, e.g. 2023Q4")
+    val.add_argument("--samples", type=int, default=8, help="completions per prompt (default %(default)s)")
+    val.add_argument("--max-new-tokens", type=int, default=24, help="completion length limit (default %(default)s)")
+    val.add_argument("--env", help="prompt environment (default: the one the checkpoint was trained on, else nco)")
+    val.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
+    val.add_argument("--out", help="output directory (default results/validate-nco/<checkpoint>-<start>-<end>)")
+    val.set_defaults(func=cmd_validate_nco)
 
     conv = sub.add_parser("convert-model", help="materialize hf_checkpoint and jax_checkpoint (HF → JAX)", description=cmd_convert_model.__doc__)
     conv.add_argument("--hf-dir", help="an HF Qwen3 directory (default: the embedded random tiny model)")

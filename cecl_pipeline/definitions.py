@@ -7,9 +7,11 @@ from cecl_pipeline.defs.panel import macro_history, nco_panel
 from cecl_pipeline.defs.policy import JaxRuntime, grpo_policy
 from cecl_pipeline.defs.prompts import nco_prompts
 from cecl_pipeline.defs.resources import DataPaths
+from cecl_pipeline.defs.walkforward import walkforward_forecasts, walkforward_report
 
 defs = dg.Definitions(
-    assets=[hf_checkpoint, jax_checkpoint, macro_history, nco_panel, nco_prompts, grpo_policy],
+    assets=[hf_checkpoint, jax_checkpoint, macro_history, nco_panel, nco_prompts, grpo_policy, walkforward_forecasts,
+            walkforward_report],
     resources={
         "paths": DataPaths(),
         "models": ModelCheckpoints(),

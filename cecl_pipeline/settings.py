@@ -45,6 +45,18 @@ class DataLayout:
     def prompts_parquet(self, quarter: str) -> Path:
         return self.processed_dir / "nco_prompts" / f"{quarter}.parquet"
 
+    def forecasts_parquet(self, quarter: str) -> Path:
+        """walkforward_forecasts[Q]: one row per series and model (the policy and each baseline)."""
+        return self.processed_dir / "walkforward" / quarter / "forecasts.parquet"
+
+    def completions_parquet(self, quarter: str) -> Path:
+        """The audit trail of walkforward_forecasts[Q]: every prompt, completion and parsed value."""
+        return self.processed_dir / "walkforward" / quarter / "completions.parquet"
+
+    def forecast_files(self) -> list[Path]:
+        """forecasts.parquet of every quarter evaluated so far."""
+        return sorted((self.processed_dir / "walkforward").glob("*/forecasts.parquet"))
+
     @property
     def macro_parquet(self) -> Path:
         return self.processed_dir / "macro_history.parquet"

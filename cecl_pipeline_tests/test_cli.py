@@ -53,12 +53,24 @@ def test_main_command_on_the_embedded_default(layout, tmp_path, capsys, monkeypa
     small = ["steps=1", "sft_steps=2", "group_size=4", "ppo_minibatch=8", "num_generation_tokens=4", "wandb=false"]
     assert main(["run", "--first", "2019Q1", "--last", "2019Q1", *[a for knob in small for a in ("--set", knob)]]) == 0
     out = capsys.readouterr().out
-    assert "wrote the synthetic default" in out and "24 run(s) succeeded, 0 failed" in out and "✓ grpo_policy 2019Q1" in out
+    assert "wrote the synthetic default" in out and "26 run(s) succeeded, 0 failed" in out and "✓ grpo_policy 2019Q1" in out
+    assert "✓ walkforward_forecasts 2019Q1" in out and "✓ walkforward_report" in out
+    report = Path(os.environ["CECL_RESULTS_DIR"]) / "walkforward" / "report.md"
+    assert f"report: {report}" in out and "grpo_policy MAE" in report.read_text()
     prompts = pd.read_parquet(layout.prompts_parquet("2019Q1"))
     assert len(prompts) == 3 * 40 * 4
     policy = json.loads(next(Path(os.environ["CECL_CHECKPOINT_DIR"]).glob("grpo/*/2019Q1/policy.json")).read_text())
     assert [Path(p).stem for p in policy["prompt_files"]] == quarter_range("2017Q1", "2018Q4")
     assert (Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml").is_symlink()
+
+    member = policy["members"][0]["path"]
+    assert main(["validate-nco", member, "--start-date", "2018Q3", "--end-date", "2019Q1"]) == 2
+    err = capsys.readouterr().err
+    assert "trained on targets up to 2018Q4" in err and "2018Q3, 2018Q4 (evaluate from 2019Q1 on)" in err
+    out_dir = tmp_path / "validation"
+    assert main(["validate-nco", member, "--start-date", "2019Q1", "--end-date", "2019Q1", "--samples", "2", "--out", str(out_dir)]) == 0
+    assert "grpo_policy MAE" in capsys.readouterr().out and (out_dir / "report" / "report.html").is_file()
+    assert len(pd.read_parquet(out_dir / "2019Q1" / "completions.parquet")) == 40 * 4 * 2
 
 
 def test_synthetic_data_is_not_written_into_a_users_folder_unasked(layout, tmp_path, capsys, monkeypatch):

@@ -81,6 +81,11 @@ class PolicyConfig(dg.Config):
     wandb: bool = True  # offline under results/wandb unless WANDB_API_KEY and WANDB_PROJECT are set
 
 
+def policy_store_root(models: ModelCheckpoints) -> Path:
+    """Where grpo_policy writes: one store per converted base model."""
+    return checkpoint_dir() / "grpo" / models.jax_path().name
+
+
 def knob_overrides(items: list[str]) -> dict:
     """``["steps=40", "wandb=false"]`` → PolicyConfig values of the right types; unknown knobs are refused."""
     knobs = {}
@@ -111,7 +116,7 @@ def grpo_policy(context: dg.AssetExecutionContext, config: PolicyConfig, models:
 
     quarter = quarter_of(context)
     try:
-        job = build_job(quarter, config, models.jax_path(), paths.layout(), checkpoint_dir() / "grpo" / models.jax_path().name,
+        job = build_job(quarter, config, models.jax_path(), paths.layout(), policy_store_root(models),
                         results_dir() / "wandb")
     except (FileNotFoundError, ValueError) as error:
         raise dg.Failure(description=str(error), allow_retries=False) from None

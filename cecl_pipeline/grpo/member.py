@@ -15,6 +15,7 @@ from cecl_pipeline.grpo.checkpoints import TrainCheckpoints
 from cecl_pipeline.grpo.data import load_training_prompts, tokenize_left_padded
 from cecl_pipeline.grpo.job import Log, PolicyJob
 from cecl_pipeline.grpo.metrics_log import JsonlLog, MetricsLog, WandbLog
+from cecl_pipeline.grpo.provenance import training_targets_through
 from cecl_pipeline.grpo.sft import sft_data, warm_start
 from cecl_pipeline.grpo.trainer import GRPOTrainer, train
 from cecl_pipeline.llm.chat_template import ChatTemplate
@@ -75,17 +76,26 @@ def build_trainer(job: PolicyJob, member: int, base: Path, model_config) -> GRPO
     template = ChatTemplate(base)
     prompts = load_training_prompts([Path(p) for p in job.prompt_files], config.env, job.quarter)
     tokens, valid = encode_prompts(template, prompts, config.prompt_length)
-    eos = model_config.eos_token_id
-    eos_ids = tuple(eos) if isinstance(eos, list | tuple) else (eos,)
     tokenizer = template.tokenizer
-    return GRPOTrainer(config, model_config, tokenizer, tokens, valid, prompts["target"].to_numpy(np.float64), eos_ids, tokenizer.pad_token_id)
+    return GRPOTrainer(config, model_config, tokenizer, tokens, valid, prompts["target"].to_numpy(np.float64), *stop_and_pad_ids(model_config, tokenizer))
+
+
+def stop_and_pad_ids(model_config, tokenizer) -> tuple[tuple[int, ...], int]:
+    """The EOS ids a completion stops at (the model's) and the pad id (the tokenizer's)."""
+    eos = model_config.eos_token_id
+    return (() if eos is None else (int(eos),)), tokenizer.pad_token_id
+
+
+def render_prompts(template: ChatTemplate, prompts) -> list[str]:
+    """The prompt rows' system + user text in the model's chat template: exactly what the model reads."""
+    return template.render(pa.array(prompts["system"], pa.string()), pa.array(prompts["user"], pa.string())).to_pylist()
 
 
 def encode_prompts(template: ChatTemplate, prompts, prompt_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Left-padded token ids and validity of the prompt rows' system + user text in the model's chat template."""
-    texts = template.render(pa.array(prompts["system"], pa.string()), pa.array(prompts["user"], pa.string())).to_pylist()
+    """Left-padded token ids and validity of the rendered prompt rows."""
     pad = template.tokenizer.pad_token_id
-    return tokenize_left_padded(texts, template.tokenizer, prompt_length, pad, list(prompts["prompt_id"]), fit_multiple=PROMPT_WIDTH_MULTIPLE)
+    return tokenize_left_padded(render_prompts(template, prompts), template.tokenizer, prompt_length, pad, list(prompts["prompt_id"]),
+                                fit_multiple=PROMPT_WIDTH_MULTIPLE)
 
 
 def starting_params(job: PolicyJob, member: int, trainer: GRPOTrainer, params, work: Path, resuming: bool, log: Log):
@@ -138,7 +148,8 @@ def _save_checkpoint_dir(final: Path, params, base: Path, manifest: dict, extra_
 
 def _write_policy(final: Path, params, base: Path, work: Path, fingerprint: str, job: PolicyJob, member: int) -> None:
     manifest = {"created_by": "cecl_pipeline.grpo", "fingerprint": fingerprint, "quarter": job.quarter, "member": member,
-                "seed": job.member_seed(member), "steps": job.steps, "base": str(base)}
+                "seed": job.member_seed(member), "steps": job.steps, "base": str(base),
+                "trained_through": training_targets_through(job.prompt_files, base), "env": job.grpo.env}
     _save_checkpoint_dir(final, params, base, manifest, extra_files=(work / METRICS_FILE,))
 
 

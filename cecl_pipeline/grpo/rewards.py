@@ -69,11 +69,17 @@ def score(completion: str, target: float, config: RewardConfig = RewardConfig())
         return Reward(-config.penalty, False, None, None)
 
 
+def plausible_answer(completion: str, config: RewardConfig = RewardConfig()) -> float | None:
+    """The forecast in the completion when it parses and lies in the plausible NCO range, else None."""
+    value = parse_answer(completion, config.strict_single)
+    return value if value is not None and config.plausible_min <= value <= config.plausible_max else None
+
+
 def _score(completion: str, target: float, config: RewardConfig) -> Reward:
     shaped = format_ok(completion, config.strict_single)
-    value = parse_answer(completion, config.strict_single)
+    value = plausible_answer(completion, config)
     bonus = config.format_weight * shaped
-    if value is None or not (config.plausible_min <= value <= config.plausible_max) or not math.isfinite(target):
+    if value is None or not math.isfinite(target):
         return Reward(bonus - config.penalty, shaped, None, None)
     error = abs(value - target)
     return Reward(bonus + math.exp(-error / config.accuracy_scale), shaped, value, error)

@@ -14,56 +14,22 @@ import numpy as np
 import pytest
 
 from cecl_pipeline.defs.policy import JaxRuntime
-from cecl_pipeline.defs.runs import run_assets
 from cecl_pipeline.grpo.policy_store import PolicyStore
 from cecl_pipeline.llm.checkpoint import load_jax_checkpoint
-from cecl_pipeline.llm.convert import hf_to_jax
-from cecl_pipeline.llm.default_model import write_default_hf_checkpoint
-from cecl_pipeline.panel.default_data import write_synthetic
-from cecl_pipeline.panel.ingest import ingest_macro, ingest_quarter
-from cecl_pipeline.panel.prompt_dataset import PromptRequest, build_prompt_dataset
-from cecl_pipeline.quarters import quarter_range
-from cecl_pipeline.settings import PROJECT_ROOT, DataLayout
-
-BASE = "cecl-tiny-seed0-float32"
-SMALL = {"steps": 2, "sft_steps": 3, "sft_batch_size": 8, "groups_per_batch": 2, "group_size": 4, "ppo_minibatch": 8,
-         "num_generation_tokens": 8, "inference_batch_per_device": 8, "train_quarters": 2, "checkpoint_every": 1, "wandb": False}
+from cecl_pipeline.settings import PROJECT_ROOT
+from cecl_pipeline_tests.defs.policy_inputs import BASE, SMALL, build_inputs, run_log, run_policy, use_inputs
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """Prompts for 2019Q1–Q2 (8 synthetic banks) and the default tiny model converted, built once through the library."""
-    root = tmp_path_factory.mktemp("policy-inputs")
-    layout = DataLayout(root / "data")
-    write_synthetic(layout, n_banks=8, seed=3, first="2016Q1", last="2019Q4")
-    ingest_macro(layout)
-    for quarter in quarter_range("2016Q1", "2019Q2"):
-        ingest_quarter(layout, quarter)
-    for quarter in ("2019Q1", "2019Q2"):
-        build_prompt_dataset(layout, PromptRequest(quarter))
-    write_default_hf_checkpoint(root / "hf")
-    hf_to_jax(root / "hf", root / "jax" / BASE)
-    return root
+    """Prompts for 2019Q1–Q2 and the converted default model, built once."""
+    return build_inputs(tmp_path_factory.mktemp("policy-inputs"), ["2019Q1", "2019Q2"])
 
 
 @pytest.fixture
 def env(inputs, tmp_path, monkeypatch):
     """This test's checkpoint folder, holding a link to the shared converted model."""
-    checkpoints = tmp_path / "checkpoints"
-    (checkpoints / "jax").mkdir(parents=True)
-    (checkpoints / "jax" / BASE).symlink_to(inputs / "jax" / BASE)
-    monkeypatch.setenv("CECL_DATA_DIR", str(inputs / "data"))
-    monkeypatch.setenv("CECL_CHECKPOINT_DIR", str(checkpoints))
-    return PolicyStore(checkpoints / "grpo" / BASE)
-
-
-def run_policy(quarter, instance, **overrides):
-    config = {"ops": {"grpo_policy": {"config": {**SMALL, **overrides}}}}
-    return run_assets(["grpo_policy"], quarter, instance, run_config=config)
-
-
-def run_log(instance, result) -> str:
-    return "\n".join(e.user_message for e in instance.all_logs(result.run_id))
+    return PolicyStore(use_inputs(inputs, tmp_path / "checkpoints", monkeypatch))
 
 
 def params_of(directory):

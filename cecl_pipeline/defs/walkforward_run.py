@@ -1,0 +1,30 @@
+"""From the walk-forward assets' config and the files on disk to the library calls that forecast and report."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+from cecl_pipeline.forecast.policy_samples import SampleSettings
+from cecl_pipeline.forecast.report import Report, build_report, read_forecasts
+from cecl_pipeline.forecast.walkforward import Checkpoint, QuarterForecast, forecast_quarter
+from cecl_pipeline.grpo.policy_store import PolicyStore
+from cecl_pipeline.settings import DataLayout
+
+REPORT_TITLE = "Walk-forward evaluation: GRPO policy vs baselines"
+
+
+def forecast_policy_quarter(quarter: str, config, layout: DataLayout, store_root: Path, log: Callable[[str], None]) -> QuarterForecast:
+    """Forecast Q with every member of grpo_policy[Q], sampling as the policy was trained to answer."""
+    store = PolicyStore(store_root)
+    manifest = store.read_manifest(quarter)
+    if manifest is None:
+        raise FileNotFoundError(f"no grpo_policy for {quarter} in {store.quarter_dir(quarter)}: materialize it first (cecl train --first {quarter})")
+    checkpoints = [Checkpoint(Path(m["path"]), f"{store_root.name}/{quarter}/member-{m['member']}") for m in manifest["members"]]
+    trained = manifest["job"]["grpo"]
+    settings = SampleSettings(samples=config.samples, temperature=config.temperature, max_new_tokens=trained["num_generation_tokens"],
+                              prompt_length=trained["prompt_length"], batch=config.inference_batch, seed=config.seed)
+    return forecast_quarter(quarter, layout.prompts_parquet(quarter), checkpoints, manifest["env"], settings, layout.forecasts_parquet(quarter),
+                            layout.completions_parquet(quarter), tuple(config.baselines), log)
+
+
+def report_all_quarters(layout: DataLayout, directory: Path) -> Report:
+    return build_report(read_forecasts(layout.forecast_files()), directory, REPORT_TITLE)
