@@ -41,6 +41,35 @@ prompts first last="":
 train first last="" *args:
     {{cecl}} train --first {{first}} {{ if last != "" { "--last " + last } else { "" } }} {{args}}
 
+# the seed's training tasks, e.g. just train-nco 2023Q1 2023Q4, just train-nco-ensemble 2023Q1 "" --set members=5
+train-nco first last="" *args:
+    {{cecl}} train-nco --first {{first}} {{ if last != "" { "--last " + last } else { "" } }} {{args}}
+
+train-nco-enhanced first last="" *args:
+    {{cecl}} train-nco-enhanced --first {{first}} {{ if last != "" { "--last " + last } else { "" } }} {{args}}
+
+train-nco-single first last="" *args:
+    {{cecl}} train-nco-single --first {{first}} {{ if last != "" { "--last " + last } else { "" } }} {{args}}
+
+train-nco-ensemble first last="" *args:
+    {{cecl}} train-nco-ensemble --first {{first}} {{ if last != "" { "--last " + last } else { "" } }} {{args}}
+
+# continue an interrupted training from its newest train checkpoints
+resume-training first last="" *args:
+    {{cecl}} resume-training --first {{first}} {{ if last != "" { "--last " + last } else { "" } }} {{args}}
+
+# follow the running training's steps
+monitor *args:
+    {{cecl}} monitor {{args}}
+
+# JAX devices and memory
+gpu-status:
+    {{cecl}} gpu-status
+
+# keep the newest N quarters of policies (dry run unless --yes), e.g. just clean-old-checkpoints 4 --yes
+clean-old-checkpoints keep="4" *args:
+    {{cecl}} clean-old-checkpoints --keep {{keep}} {{args}}
+
 # walk-forward forecasts for a quarter or a range, then the report, e.g. just eval-nco 2023Q1 2023Q4
 eval-nco first last="":
     {{cecl}} eval-nco --first {{first}} {{ if last != "" { "--last " + last } else { "" } }}

@@ -141,8 +141,78 @@ def cmd_train(args: argparse.Namespace) -> int:
     """grpo_policy for a quarter or a range, oldest first (each quarter warm-starts from the one before)."""
     from cecl_pipeline.defs.runs import materialize_quarters
 
-    config = policy_run_config(args.set)
+    config = policy_run_config([*getattr(args, "preset", []), *(args.set or [])])
     return _report(materialize_quarters(["grpo_policy"], quarter_list(args.first, args.last), run_config=config))
+
+
+# The seed's training tasks: `cecl train` with a preset (later --set values win).
+TRAIN_PRESETS = {
+    "train-nco": ("the nco env: 12 quarters, a short reasoning, then the answer tag", ["env=nco"]),
+    "train-nco-enhanced": ("the nco_enhanced env: adds changes, the 4-quarter mean and macro covariates", ["env=nco_enhanced"]),
+    "train-nco-single": ("the nco_single env: the answer tag and nothing else", ["env=nco_single"]),
+    "train-nco-ensemble": ("an ensemble of 3 members (seeds seed…seed+2); --set members=K for another size", ["members=3"]),
+    "resume-training": ("re-materialize with the same knobs: each member continues from its newest train checkpoint", []),
+}
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """A job over a quarter range, one run per quarter, oldest first (each policy warm-starts from the quarter before)."""
+    from cecl_pipeline.defs.runs import materialize_quarters
+
+    config = policy_run_config(args.set) if args.job in ("quarterly_retrain",) else None
+    return _report(materialize_quarters([], q.quarter_range(args.first, args.last), run_config=config, job=args.job))
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """Print the running training's steps as they finish (Ctrl-C stops following; training goes on)."""
+    from cecl_pipeline.grpo.member import step_line
+    from cecl_pipeline.grpo.monitor import follow, training_in_progress
+    from cecl_pipeline.settings import checkpoint_dir
+
+    path = training_in_progress(checkpoint_dir())
+    if path is None:
+        print(f"no training in progress under {checkpoint_dir() / 'grpo'}")
+        return 0
+    quarter, member = path.parents[2].name, int(path.parent.name.removeprefix("member-"))
+    print(f"following grpo_policy {quarter} member {member}: {path}")
+    try:
+        for metrics in follow(path, keep_going=lambda: not args.once):
+            print(step_line(metrics, args.steps or "?", member), flush=True)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_gpu_status(args: argparse.Namespace) -> int:
+    """JAX's devices and their memory; on a machine without a GPU it says so."""
+    from cecl_pipeline.llm.devices import device_report, format_report
+
+    print(format_report(device_report()))
+    return 0
+
+
+def cmd_clean_old_checkpoints(args: argparse.Namespace) -> int:
+    """Delete all but the newest --keep quarters of trained policies per base model; a dry run unless --yes."""
+    import shutil
+
+    from cecl_pipeline.grpo.policy_store import PolicyStore
+    from cecl_pipeline.settings import checkpoint_dir
+
+    try:
+        plans = [(store, store.stale_quarters(args.keep)) for store in map(PolicyStore, sorted((checkpoint_dir() / "grpo").glob("*/")))]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    for store, stale in plans:
+        for quarter in stale:
+            directory = store.quarter_dir(quarter)
+            size = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+            print(f"{'deleting' if args.yes else 'would delete'} {directory} ({size / 2**20:.1f} MiB)")
+            if args.yes:
+                shutil.rmtree(directory)
+    count = sum(len(stale) for _, stale in plans)
+    print(f"{count} quarter(s) {'deleted' if args.yes else 'to delete; run again with --yes to delete them'}; "
+          f"kept the newest {args.keep} per base model")
+    return 0
 
 
 def cmd_convert_model(args: argparse.Namespace) -> int:
@@ -247,6 +317,36 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
     val.add_argument("--out", help="output directory (default results/validate-nco/<checkpoint>-<start>-<end>)")
     val.set_defaults(func=cmd_validate_nco)
+
+    for name, (help_text, preset) in TRAIN_PRESETS.items():
+        task = sub.add_parser(name, help=f"train grpo_policy: {help_text}", description=cmd_train.__doc__)
+        task.add_argument("--first", required=True, help="quarter the policy serves, e.g. 2023Q1")
+        task.add_argument("--last", help="last quarter of a range (default: --first)")
+        task.add_argument("--set", action="append", metavar="KNOB=VALUE", help="a grpo_policy config knob (see `cecl train`)")
+        task.set_defaults(func=cmd_train, preset=preset)
+
+    back = sub.add_parser("backfill", help="run a job over a quarter range in quarter order (default quarterly_retrain)",
+                          description=cmd_backfill.__doc__)
+    back.add_argument("first", help="first quarter, e.g. 2019Q1")
+    back.add_argument("last", help="last quarter, e.g. 2023Q4")
+    back.add_argument("--job", default="quarterly_retrain", choices=("quarterly_retrain", "ingest_quarter", "walkforward"),
+                      help="the job to run each quarter (default %(default)s)")
+    back.add_argument("--set", action="append", metavar="KNOB=VALUE", help="a grpo_policy knob, for quarterly_retrain")
+    back.set_defaults(func=cmd_backfill)
+
+    mon = sub.add_parser("monitor", help="follow the running training's metrics", description=cmd_monitor.__doc__)
+    mon.add_argument("--once", action="store_true", help="print the steps logged so far and exit")
+    mon.add_argument("--steps", type=int, default=0, help="the run's step count, for 'step k/N' (default: unknown)")
+    mon.set_defaults(func=cmd_monitor)
+
+    gpu = sub.add_parser("gpu-status", help="JAX devices and their memory (works without a GPU)", description=cmd_gpu_status.__doc__)
+    gpu.set_defaults(func=cmd_gpu_status)
+
+    clean = sub.add_parser("clean-old-checkpoints", help="keep the newest N quarters of trained policies; dry run unless --yes",
+                           description=cmd_clean_old_checkpoints.__doc__)
+    clean.add_argument("--keep", type=int, default=4, help="quarters to keep per base model (default %(default)s)")
+    clean.add_argument("--yes", action="store_true", help="really delete (without it, only list what would go)")
+    clean.set_defaults(func=cmd_clean_old_checkpoints)
 
     conv = sub.add_parser("convert-model", help="materialize hf_checkpoint and jax_checkpoint (HF → JAX)", description=cmd_convert_model.__doc__)
     conv.add_argument("--hf-dir", help="an HF Qwen3 directory (default: the embedded random tiny model)")

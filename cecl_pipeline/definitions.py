@@ -2,16 +2,22 @@
 
 import dagster as dg
 
+from cecl_pipeline.defs.jobs import JOBS
 from cecl_pipeline.defs.model import ModelCheckpoints, hf_checkpoint, jax_checkpoint
 from cecl_pipeline.defs.panel import macro_history, nco_panel
 from cecl_pipeline.defs.policy import JaxRuntime, grpo_policy
 from cecl_pipeline.defs.prompts import nco_prompts
 from cecl_pipeline.defs.resources import DataPaths
+from cecl_pipeline.defs.schedules import quarterly_retrain_schedule
+from cecl_pipeline.defs.sensors import new_drop_file_sensor
 from cecl_pipeline.defs.walkforward import walkforward_forecasts, walkforward_report
 
 defs = dg.Definitions(
     assets=[hf_checkpoint, jax_checkpoint, macro_history, nco_panel, nco_prompts, grpo_policy, walkforward_forecasts,
             walkforward_report],
+    jobs=JOBS,
+    schedules=[quarterly_retrain_schedule],
+    sensors=[new_drop_file_sensor],
     resources={
         "paths": DataPaths(),
         "models": ModelCheckpoints(),

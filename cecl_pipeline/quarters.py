@@ -7,6 +7,7 @@ so that windows and gaps are plain integer arithmetic, vectorised over pandas co
 
 from __future__ import annotations
 
+import datetime
 import re
 
 import numpy as np
@@ -54,6 +55,20 @@ def quarter_range(first: str, last: str) -> list[str]:
     if b < a:
         raise QuarterError(f"quarter range {label(first)}..{label(last)} is empty: the end is before the start")
     return [from_ordinal(o) for o in range(a, b + 1)]
+
+
+def quarter_end(quarter: str) -> datetime.date:
+    """The last day of the quarter: ``2019Q1`` → 2019-03-31."""
+    following = to_ordinal(quarter) + 1
+    return datetime.date(following // 4, (following % 4) * 3 + 1, 1) - datetime.timedelta(days=1)
+
+
+def latest_due_quarter(today: datetime.date, days_after_end: int) -> str:
+    """The latest quarter that ended at least ``days_after_end`` days before ``today``."""
+    o = (today.year * 4 + (today.month - 1) // 3) - 1  # the quarter before today's
+    while quarter_end(from_ordinal(o)) + datetime.timedelta(days=days_after_end) > today:
+        o -= 1
+    return from_ordinal(o)
 
 
 def ordinals(labels: pd.Series) -> pd.Series:

@@ -49,3 +49,17 @@ class PolicyStore:
         """The member directories of the quarter's complete policy (empty when there is none)."""
         manifest = self.read_manifest(quarter)
         return [Path(m["path"]) for m in manifest["members"]] if manifest else []
+
+    def quarters(self) -> list[str]:
+        """Quarters with a complete policy, oldest first (a quarter still training has no manifest and is left out)."""
+        from cecl_pipeline.quarters import to_ordinal
+
+        found = [p.parent.name for p in self.root.glob(f"*/{POLICY_MANIFEST}")]
+        return sorted(found, key=to_ordinal)
+
+    def stale_quarters(self, keep: int) -> list[str]:
+        """Complete quarters older than the newest ``keep``: what clean-old-checkpoints may delete."""
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1 (the newest policy warm-starts the next quarter), got {keep}")
+        return self.quarters()[:-keep]
+

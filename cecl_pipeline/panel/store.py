@@ -34,6 +34,18 @@ def drop_file_quarters(layout: DataLayout) -> list[str]:
     return sorted({p.stem for p in layout.raw_nco_dir.iterdir() if p.suffix in (".csv", ".parquet") and not p.name.startswith(".")})
 
 
+def drop_file_versions(layout: DataLayout) -> dict[str, str]:
+    """Every drop file's name → a version (mtime and size) that changes when the file is replaced."""
+    if not layout.raw_nco_dir.exists():
+        return {}
+    versions = {}
+    for path in sorted(layout.raw_nco_dir.iterdir()):
+        if path.suffix in (".csv", ".parquet") and not path.name.startswith(".") and path.is_file():
+            stat = path.stat()
+            versions[path.name] = f"{stat.st_mtime_ns}-{stat.st_size}"
+    return versions
+
+
 def write_parquet(table: pa.Table, path: Path) -> Path:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, **PARQUET_OPTIONS)

@@ -1,0 +1,35 @@
+"""Jobs: the named slices of the graph that schedules, sensors, backfills and the CLI launch."""
+
+import dagster as dg
+
+from cecl_pipeline.defs.model import hf_checkpoint, jax_checkpoint
+from cecl_pipeline.defs.panel import nco_panel
+from cecl_pipeline.defs.policy import grpo_policy
+from cecl_pipeline.defs.prompts import nco_prompts
+from cecl_pipeline.defs.walkforward import walkforward_forecasts, walkforward_report
+
+quarterly_retrain = dg.define_asset_job(
+    "quarterly_retrain",
+    selection=dg.AssetSelection.assets(nco_panel, nco_prompts, grpo_policy, walkforward_forecasts, walkforward_report),
+    description="One quarter end to end: panel → prompts → policy → walk-forward forecasts, then the report over all quarters.",
+)
+
+ingest_quarter = dg.define_asset_job(
+    "ingest_quarter",
+    selection=dg.AssetSelection.assets(nco_panel, nco_prompts),
+    description="A quarter's drop file validated into nco_panel, and its prompts.",
+)
+
+convert_model = dg.define_asset_job(
+    "convert_model",
+    selection=dg.AssetSelection.assets(hf_checkpoint, jax_checkpoint),
+    description="The HF checkpoint (or the embedded default) converted to JAX.",
+)
+
+walkforward = dg.define_asset_job(
+    "walkforward",
+    selection=dg.AssetSelection.assets(walkforward_forecasts, walkforward_report),
+    description="Walk-forward forecasts for a quarter (backfill it over a range), then the report.",
+)
+
+JOBS = [quarterly_retrain, ingest_quarter, convert_model, walkforward]
