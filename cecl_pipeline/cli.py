@@ -159,7 +159,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     """A job over a quarter range, one run per quarter, oldest first (each policy warm-starts from the quarter before)."""
     from cecl_pipeline.defs.runs import materialize_quarters
 
-    config = policy_run_config(args.set) if args.job in ("quarterly_retrain",) else None
+    if args.set and args.job != "quarterly_retrain":
+        raise UsageError(f"--set sets grpo_policy knobs, which only quarterly_retrain runs; {args.job} has none")
+    config = policy_run_config(args.set)
     return _report(materialize_quarters([], q.quarter_range(args.first, args.last), run_config=config, job=args.job))
 
 

@@ -167,6 +167,8 @@ def test_backfill_runs_a_job_quarter_by_quarter_in_order(synthetic_layout, capsy
     out = capsys.readouterr().out
     assert "[1/2] ✓ ingest_quarter 2016Q3" in out and "[2/2] ✓ ingest_quarter 2016Q4" in out
     assert synthetic_layout.panel_parquet("2016Q4").is_file() and synthetic_layout.prompts_parquet("2016Q4").is_file()
+    assert main(["backfill", "2016Q3", "2016Q4", "--job", "ingest_quarter", "--set", "steps=2"]) == 2
+    assert "only quarterly_retrain runs" in capsys.readouterr().err
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs(dg.RunsFilter(job_name="ingest_quarter"))
         assert [r.tags["dagster/partition"] for r in reversed(runs)] == ["2016-07-01", "2016-10-01"]
