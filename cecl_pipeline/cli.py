@@ -383,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # We use transformers for tokenizers only; its advice that PyTorch is missing is noise in every run.
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     prepare_dagster_home()
     from cecl_pipeline.panel.errors import DropFileError
     from cecl_pipeline.quarters import QuarterError
