@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from cecl_pipeline.defs.metadata import refuse
 from cecl_pipeline.defs.model import ModelCheckpoints, jax_checkpoint
 from cecl_pipeline.defs.partitions import quarter_of, quarterly
 from cecl_pipeline.defs.prompts import nco_prompts
@@ -119,7 +120,7 @@ def grpo_policy(context: dg.AssetExecutionContext, config: PolicyConfig, models:
         job = build_job(quarter, config, models.jax_path(), paths.layout(), policy_store_root(models),
                         results_dir() / "wandb")
     except (FileNotFoundError, ValueError) as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from None
+        raise refuse(error) from None
     context.log.info(f"grpo_policy {quarter}: training on {', '.join(Path(p).stem for p in job.prompt_files)}; "
                      f"starting from {'grpo_policy ' + shift(quarter, -1) if job.warm_started else 'jax_checkpoint'}")
     command = [sys.executable, "-m", "cecl_pipeline.defs.grpo_process"]

@@ -50,7 +50,7 @@ def walkforward_forecasts(context: dg.AssetExecutionContext, config: Walkforward
         "series": int(policy["rows"]),
         "completions": result.completions,
         "parse_rate": dg.MetadataValue.float(round(result.parse_rate, 4)),
-        "policy_mae": dg.MetadataValue.float(round(float(policy["mae"]), 4)) if policy["n"] else dg.MetadataValue.float(float("nan")),
+        "policy_mae": dg.MetadataValue.float(round(float(policy["mae"]), 4)),  # NaN when no answer parsed
         "metrics": markdown_table(metrics.round(4), rows=len(metrics)),
         "seconds": round(result.seconds, 1),
         "audit_trail": dg.MetadataValue.path(str(result.completions_path)),

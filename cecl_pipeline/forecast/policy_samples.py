@@ -44,7 +44,7 @@ def sample_checkpoint(checkpoint_dir: Path | str, prompts: pd.DataFrame, env: st
     """
     import jax
 
-    from cecl_pipeline.grpo.member import encode_prompts, render_prompts, stop_and_pad_ids
+    from cecl_pipeline.grpo.member import encode_texts, render_prompts, stop_and_pad_ids
     from cecl_pipeline.grpo.rollout import decode_completions, generate
     from cecl_pipeline.llm.chat_template import ChatTemplate
     from cecl_pipeline.llm.checkpoint import load_jax_checkpoint
@@ -53,7 +53,8 @@ def sample_checkpoint(checkpoint_dir: Path | str, prompts: pd.DataFrame, env: st
     started = time.perf_counter()
     model_config, params = load_jax_checkpoint(checkpoint_dir, dtype="float32")
     template = ChatTemplate(checkpoint_dir)
-    tokens, valid = encode_prompts(template, prompts, settings.prompt_length)
+    texts = render_prompts(template, prompts)
+    tokens, valid = encode_texts(template, texts, list(prompts["prompt_id"]), settings.prompt_length)
     eos_ids, pad_id = stop_and_pad_ids(model_config, template.tokenizer)
     sampling = SamplingConfig(settings.max_new_tokens, settings.temperature, eos_token_ids=eos_ids, pad_token_id=pad_id)
     rng = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(settings.seed), to_ordinal(quarter)), member)
@@ -69,7 +70,7 @@ def sample_checkpoint(checkpoint_dir: Path | str, prompts: pd.DataFrame, env: st
         f"{new_tokens.sum() / seconds:.0f} tok/s · parsed {np.mean([p is not None for p in parsed]):.0%}")
     return pd.DataFrame({
         "prompt_id": np.repeat(prompts["prompt_id"].to_numpy(), repeat),
-        "model_input": np.repeat(np.array(render_prompts(template, prompts), dtype=object), repeat),
+        "model_input": np.repeat(np.array(texts, dtype=object), repeat),
         "sample": np.tile(np.arange(repeat), len(prompts)),
         "completion": completions,
         "parsed": np.array([np.nan if p is None else p for p in parsed], float),

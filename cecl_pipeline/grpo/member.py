@@ -93,9 +93,13 @@ def render_prompts(template: ChatTemplate, prompts) -> list[str]:
 
 def encode_prompts(template: ChatTemplate, prompts, prompt_length: int) -> tuple[np.ndarray, np.ndarray]:
     """Left-padded token ids and validity of the rendered prompt rows."""
+    return encode_texts(template, render_prompts(template, prompts), list(prompts["prompt_id"]), prompt_length)
+
+
+def encode_texts(template: ChatTemplate, texts: list[str], ids: list[str], prompt_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Left-padded token ids and validity of already rendered prompt ``texts`` (``ids`` name them in errors)."""
     pad = template.tokenizer.pad_token_id
-    return tokenize_left_padded(render_prompts(template, prompts), template.tokenizer, prompt_length, pad, list(prompts["prompt_id"]),
-                                fit_multiple=PROMPT_WIDTH_MULTIPLE)
+    return tokenize_left_padded(texts, template.tokenizer, prompt_length, pad, ids, fit_multiple=PROMPT_WIDTH_MULTIPLE)
 
 
 def starting_params(job: PolicyJob, member: int, trainer: GRPOTrainer, params, work: Path, resuming: bool, log: Log):
