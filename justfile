@@ -74,6 +74,10 @@ clean-old-checkpoints keep="4" *args:
 eval-nco first last="":
     {{cecl}} eval-nco --first {{first}} {{ if last != "" { "--last " + last } else { "" } }}
 
+# what the policy serving a quarter answers to its first prompts, with rewards, e.g. just debug-nco 2023Q1 --samples 4
+debug-nco quarter *args:
+    {{cecl}} debug-nco --first {{quarter}} {{args}}
+
 # one checkpoint over a quarter range, e.g. just validate-nco checkpoints/grpo/…/2019Q1/member-0 2019Q1 2023Q4
 validate-nco checkpoint start_date end_date *args:
     {{cecl}} validate-nco {{checkpoint}} --start-date {{start_date}} --end-date {{end_date}} {{args}}

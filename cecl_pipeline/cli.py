@@ -13,16 +13,23 @@ import sys
 from pathlib import Path
 
 from cecl_pipeline import quarters as q
-from cecl_pipeline.settings import DEFAULT_LOOKBACK, DEFAULT_TARGET_QUARTERS, DEFAULT_TRAIN_QUARTERS, PROJECT_ROOT, data_layout, default_dagster_home
+from cecl_pipeline.settings import DEFAULT_LOOKBACK, DEFAULT_TARGET_QUARTERS, DEFAULT_TRAIN_QUARTERS, PROJECT_ROOT, data_layout, default_dagster_home, instance_yaml
 
 
 def prepare_dagster_home() -> Path:
-    """Default DAGSTER_HOME to the project's folder and link the project's dagster.yaml into it."""
+    """Default DAGSTER_HOME to the project's folder and link the project's instance settings into it.
+
+    A dagster.yaml of the user's own (a file, or a link to elsewhere) is left alone; our own link is
+    re-pointed when DAGSTER_PG_URL switches between SQLite and PostgreSQL.
+    """
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(default_dagster_home())))
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
+    config, wanted = home / "dagster.yaml", instance_yaml()
+    ours = config.is_symlink() and Path(os.readlink(config)).parent == PROJECT_ROOT
+    if ours and Path(os.readlink(config)) != wanted:
+        config.unlink()
     if not config.exists() and not config.is_symlink():
-        config.symlink_to(PROJECT_ROOT / "dagster.yaml")
+        config.symlink_to(wanted)
     return home
 
 
@@ -103,6 +110,23 @@ def cmd_eval_nco(args: argparse.Namespace) -> int:
     if summaries[-1].success:
         summaries.append(_report_run())
     return _report(summaries)
+
+
+def cmd_debug_nco(args: argparse.Namespace) -> int:
+    """Show what the policy serving a quarter answers to a few of its prompts, with the reward and group advantage of each answer."""
+    from cecl_pipeline.defs.debug import debug_dir
+    from cecl_pipeline.defs.runs import materialize
+
+    knobs = {"prompts": args.prompts, "samples": args.samples, "seed": args.seed, "temperature": args.temperature}
+    knobs.update({name: value for name, value in (("env", args.env), ("max_new_tokens", args.max_new_tokens)) if value})
+    summary = materialize(["debug_rollouts"], q.label(args.first), run_config={"ops": {"debug_rollouts": {"config": knobs}}})
+    print(summary.line())
+    if not summary.success:
+        return 1
+    table = debug_dir(q.label(args.first)) / "rollouts.md"
+    print(table.read_text())
+    print(f"written to {table.parent} (rollouts.parquet holds every completion in full) · run {summary.run_id} in the web UI")
+    return 0
 
 
 def cmd_validate_nco(args: argparse.Namespace) -> int:
@@ -319,6 +343,17 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
     val.add_argument("--out", help="output directory (default results/validate-nco/<checkpoint>-<start>-<end>)")
     val.set_defaults(func=cmd_validate_nco)
+
+    debug = sub.add_parser("debug-nco", help="a few prompts of a quarter answered by its policy, with rewards and advantages",
+                           description=cmd_debug_nco.__doc__)
+    debug.add_argument("--first", required=True, help="the quarter, e.g. 2023Q1 (grpo_policy[Q]; the base model before Q is trained)")
+    debug.add_argument("--prompts", type=int, default=4, help="the first N prompts of the quarter (default %(default)s)")
+    debug.add_argument("--samples", type=int, default=8, help="completions per prompt, one GRPO group (default %(default)s)")
+    debug.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default %(default)s)")
+    debug.add_argument("--max-new-tokens", type=int, default=0, help="answer length limit (default: what the policy was trained with)")
+    debug.add_argument("--env", choices=("nco", "nco_single", "nco_enhanced"), help="prompt environment (default: the policy's own)")
+    debug.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
+    debug.set_defaults(func=cmd_debug_nco)
 
     for name, (help_text, preset) in TRAIN_PRESETS.items():
         task = sub.add_parser(name, help=f"train grpo_policy: {help_text}", description=cmd_train.__doc__)

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from cecl_pipeline.defs.debug import debug_rollouts
 from cecl_pipeline.defs.jobs import JOBS
 from cecl_pipeline.defs.model import ModelCheckpoints, hf_checkpoint, jax_checkpoint
 from cecl_pipeline.defs.panel import macro_history, nco_panel
@@ -14,7 +15,7 @@ from cecl_pipeline.defs.walkforward import walkforward_forecasts, walkforward_re
 
 defs = dg.Definitions(
     assets=[hf_checkpoint, jax_checkpoint, macro_history, nco_panel, nco_prompts, grpo_policy, walkforward_forecasts,
-            walkforward_report],
+            walkforward_report, debug_rollouts],
     jobs=JOBS,
     schedules=[quarterly_retrain_schedule],
     sensors=[new_drop_file_sensor],

@@ -79,5 +79,10 @@ def default_dagster_home() -> Path:
     return PROJECT_ROOT / ".dagster_home"
 
 
+def instance_yaml() -> Path:
+    """The project's instance settings for this environment: on PostgreSQL when DAGSTER_PG_URL is set, else SQLite."""
+    return PROJECT_ROOT / ("dagster-postgres.yaml" if os.environ.get("DAGSTER_PG_URL") else "dagster.yaml")
+
+
 def data_layout(root: Path | str | None = None) -> DataLayout:
     return DataLayout(Path(root).resolve() if root else data_dir())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -40,6 +41,25 @@ def synthetic_layout(layout) -> DataLayout:
     """A data folder holding a small synthetic panel (8 banks, 2016Q1–2019Q4) as drop files."""
     write_synthetic(layout, n_banks=8, seed=3, first="2016Q1", last="2019Q4")
     return layout
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for this test process (one per xdist worker that asks for it)."""
+    from cecl_pipeline_tests.postgres_server import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request, monkeypatch) -> str:
+    """Run the test once on each instance storage: SQLite, then a fresh database on the PostgreSQL server."""
+    monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
+    if request.param == "postgres":
+        database = request.getfixturevalue("postgres").create_database(f"cecl_{uuid.uuid4().hex[:12]}")
+        monkeypatch.setenv("DAGSTER_PG_URL", database)
+    return request.param
 
 
 @pytest.fixture

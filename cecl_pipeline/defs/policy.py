@@ -3,16 +3,18 @@
 It trains on the prompts of the quarters before Q (never Q or later: asserted by the loader) and
 starts from ``grpo_policy[Q−1]`` when that quarter's policy exists, otherwise from ``jax_checkpoint``
 after a supervised warm-start. The work runs through Dagster Pipes in a subprocess, in the ``gpu``
-pool (limit 1 in dagster.yaml), so two trainings never share an accelerator; re-materializing after a
-crash resumes from the last train checkpoint.
+pool (limit 1 in dagster.yaml), so two trainings never share an accelerator. A killed training process
+is restarted in the same run, and re-materializing after a crash resumes from the last train checkpoint.
 """
 
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.errors import DagsterPipesExecutionError  # not exported at the top level in 1.13
 
 from cecl_pipeline.defs.metadata import refuse
 from cecl_pipeline.defs.model import ModelCheckpoints, jax_checkpoint
@@ -23,6 +25,9 @@ from cecl_pipeline.quarters import shift
 from cecl_pipeline.settings import DEFAULT_TRAIN_QUARTERS, PROJECT_ROOT, checkpoint_dir, results_dir
 
 MAX_TRAIN_QUARTERS = 12
+# A training process killed from outside (the OOM killer, a preempted node) is restarted in the same
+# run and resumes from its checkpoint; one that fails on its own error is not: it would fail again.
+MAX_TRAINING_RESTARTS = 2
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
     TRAINING_WINDOW = dg.TimeWindowPartitionMapping(start_offset=-MAX_TRAIN_QUARTERS, end_offset=-1, allow_nonexistent_upstream_partitions=True)
@@ -47,6 +52,11 @@ class JaxRuntime(dg.ConfigurableResource):
         if self.deterministic:
             env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_gpu_deterministic_ops=true".strip()
         return env
+
+    def apply_in_process(self) -> None:
+        """For assets that run JAX in the run's own process: set what JAX reads at import, unless the user already has."""
+        for name, value in self.env().items():
+            os.environ.setdefault(name, value)
 
 
 class PolicyConfig(dg.Config):
@@ -123,10 +133,24 @@ def grpo_policy(context: dg.AssetExecutionContext, config: PolicyConfig, models:
         raise refuse(error) from None
     context.log.info(f"grpo_policy {quarter}: training on {', '.join(Path(p).stem for p in job.prompt_files)}; "
                      f"starting from {'grpo_policy ' + shift(quarter, -1) if job.warm_started else 'jax_checkpoint'}")
+    if context.retry_number:
+        context.log.warning(f"grpo_policy {quarter}: restart {context.retry_number} of {MAX_TRAINING_RESTARTS} after the training "
+                            "process was killed; each member resumes from its last checkpoint")
     command = [sys.executable, "-m", "cecl_pipeline.defs.grpo_process"]
     with warnings.catch_warnings():
         # Dagster 1.13.27's own Pipes client warns about its preview API and its own use of context.run_id.
         warnings.simplefilter("ignore", dg.PreviewWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        invocation = pipes_subprocess_client.run(command=command, context=context, extras={"job": job.to_dict()}, env=jax_runtime.env())
+        try:
+            invocation = pipes_subprocess_client.run(command=command, context=context, extras={"job": job.to_dict()}, env=jax_runtime.env())
+        except DagsterPipesExecutionError as error:
+            if killed_by_signal(error):
+                raise dg.RetryRequested(max_retries=MAX_TRAINING_RESTARTS, seconds_to_wait=2) from error
+            raise
     return invocation.get_materialize_result()
+
+
+def killed_by_signal(error: Exception) -> bool:
+    """Whether Pipes reports the training process as ended by a signal (negative exit code), not by its own error."""
+    code = re.search(r"failed with code (-?\d+)", str(error))
+    return code is not None and int(code.group(1)) < 0

@@ -1,7 +1,5 @@
 """Stage 5: ``walkforward_forecasts[Q]`` (policy[Q] and the baselines on prompts[Q]) and ``walkforward_report`` over all quarters."""
 
-import os
-
 import dagster as dg
 
 from cecl_pipeline.defs.metadata import file_metadata, markdown_table, refuse
@@ -34,8 +32,7 @@ def walkforward_forecasts(context: dg.AssetExecutionContext, config: Walkforward
                           jax_runtime: JaxRuntime) -> dg.MaterializeResult:
     from cecl_pipeline.defs.walkforward_run import forecast_policy_quarter
 
-    for name, value in jax_runtime.env().items():
-        os.environ.setdefault(name, value)  # JAX reads these at import, which happens below in this process
+    jax_runtime.apply_in_process()
     quarter = quarter_of(context)
     try:
         result = forecast_policy_quarter(quarter, config, paths.layout(), policy_store_root(models), context.log.info)

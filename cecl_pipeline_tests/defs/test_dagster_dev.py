@@ -1,18 +1,13 @@
 """End to end against a running instance: `dagster dev` (webserver + daemon) on loopback, driven over GraphQL."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from cecl_pipeline.panel.ingest import ingest_macro
-from cecl_pipeline.settings import PROJECT_ROOT
-from cecl_pipeline_tests.defs.test_webserver import free_port, graphql, wait_until_up
+from cecl_pipeline_tests.defs.dagster_dev import call, new_home, repository_selector, running_dagster_dev, wait_for
+from cecl_pipeline_tests.postgres_server import PASSWORD
 
 LAUNCH_RUN = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
   __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } ... on RunConfigValidationInvalid { errors { message } } } }"""
@@ -20,53 +15,16 @@ LAUNCH_BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionB
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
 RUN_STATUS = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
 BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }"""
-LOCATIONS = """{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"""
-
-
-def call(port: int, query: str, **variables) -> dict:
-    import json
-    import urllib.request
-
-    body = json.dumps({"query": query, "variables": variables}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        answer = json.load(response)
-    assert "errors" not in answer, answer["errors"]
-    return answer["data"]
-
-
-def wait_for(read_status, done: set[str], seconds: float = 420) -> str:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        status = read_status()
-        if status in done:
-            return status
-        time.sleep(1)
-    raise TimeoutError(f"still {status} after {seconds} s")
+INSTANCE_INFO = """{ instance { info } }"""
 
 
 @pytest.fixture
-def dagster_dev(synthetic_layout, tmp_path):
-    """`dagster dev` on a free loopback port with a temporary DAGSTER_HOME holding the project's dagster.yaml."""
+def dagster_dev(synthetic_layout, storage, tmp_path):
+    """`dagster dev` with a temporary DAGSTER_HOME holding the project's instance settings for ``storage``."""
     ingest_macro(synthetic_layout)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").symlink_to(PROJECT_ROOT / "dagster.yaml")
-    port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    command = [os.path.join(os.path.dirname(sys.executable), "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
-    log = open(tmp_path / "dagster-dev.log", "w")
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_until_up(port, process, seconds=180)
+    home = new_home(tmp_path / "dagster_home")
+    with running_dagster_dev(home, tmp_path / "dagster-dev.log") as port:
         yield port, home
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
 
 
 def backfill_failures(home: Path, backfill_id: str) -> str:
@@ -79,10 +37,12 @@ def backfill_failures(home: Path, backfill_id: str) -> str:
 
 
 @pytest.mark.slow
-def test_a_graphql_run_and_a_two_quarter_backfill_through_the_daemon(dagster_dev, synthetic_layout):
+def test_a_graphql_run_and_a_two_quarter_backfill_through_the_daemon(dagster_dev, storage, synthetic_layout):
     port, home = dagster_dev
-    (repository,) = call(port, LOCATIONS)["repositoriesOrError"]["nodes"]
-    selector = {"repositoryLocationName": repository["location"]["name"], "repositoryName": repository["name"]}
+    info = call(port, INSTANCE_INFO)["instance"]["info"]
+    assert ("PostgresRunStorage" in info) == (storage == "postgres")
+    assert PASSWORD not in info  # the UI's instance page shows the settings, never the URL's secret
+    selector = repository_selector(port)
 
     params = {"selector": {**selector, "jobName": "ingest_quarter"}, "runConfigData": {},
               "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2019-01-01"}]}}
@@ -104,6 +64,7 @@ def test_a_graphql_run_and_a_two_quarter_backfill_through_the_daemon(dagster_dev
     assert status in ("COMPLETED", "COMPLETED_SUCCESS"), backfill_failures(home, launched["backfillId"])
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_storage).__name__ == ("PostgresRunStorage" if storage == "postgres" else "SqliteRunStorage")
         for asset in ("nco_panel", "nco_prompts"):
             materialized = instance.get_materialized_partitions(dg.AssetKey(asset))
             assert {"2019-01-01", "2019-04-01", "2019-07-01"} <= materialized

@@ -5,18 +5,21 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import dagster as dg
 import jax
 import numpy as np
+import psutil
 import pytest
 
-from cecl_pipeline.defs.policy import JaxRuntime
+from cecl_pipeline.defs.policy import JaxRuntime, killed_by_signal
 from cecl_pipeline.grpo.policy_store import PolicyStore
 from cecl_pipeline.llm.checkpoint import load_jax_checkpoint
 from cecl_pipeline.settings import PROJECT_ROOT
+from cecl_pipeline_tests.defs.dagster_dev import new_home
 from cecl_pipeline_tests.defs.policy_inputs import BASE, SMALL, build_inputs, run_log, run_policy, use_inputs
 
 
@@ -103,11 +106,75 @@ def test_training_runs_in_the_gpu_pool_limited_to_one(tmp_path):
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
 
 
+def step_window(instance: dg.DagsterInstance, run_id: str, step: str = "grpo_policy") -> tuple[float, float]:
+    """When ``step`` started and finished in a run, from the instance's event log."""
+    times = {record.dagster_event.event_type_value: record.timestamp for record in instance.all_logs(run_id)
+             if record.is_dagster_event and record.dagster_event.step_key == step}
+    return times["STEP_START"], times["STEP_SUCCESS"]
+
+
+@pytest.mark.slow
+def test_two_training_requests_at_once_run_one_at_a_time(env, tmp_path):
+    """Two `cecl train-nco` processes on one instance: the gpu pool lets one training step run at a time."""
+    home = new_home(tmp_path / "shared-home")
+    with dg.DagsterInstance.from_config(str(home)):
+        pass  # an instance in use already has its tables; two processes creating SQLite's schema at once can race
+    knobs = [arg for knob, value in SMALL.items() for arg in ("--set", f"{knob}={value}")]
+    requests = [subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "cecl"), "train-nco", "--first", quarter, *knobs],
+                                 env={**os.environ, "DAGSTER_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                for quarter in ("2019Q2", "2019Q3")]
+    outputs = [request.communicate(timeout=600)[0] for request in requests]
+    assert [request.returncode for request in requests] == [0, 0], outputs
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 2
+        first, second = sorted(step_window(instance, run.run_id) for run in runs)
+    assert second[0] >= first[1], f"training steps overlapped: {first} and {second}"
+    assert env.read_manifest("2019Q2") and env.read_manifest("2019Q3")
+
+
 def test_jax_runtime_environment():
     env = JaxRuntime().env()
     assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and "--xla_gpu_deterministic_ops=true" in env["XLA_FLAGS"]
     assert "JAX_PLATFORMS" not in env and JaxRuntime(platform="cpu").env()["JAX_PLATFORMS"] == "cpu"
     assert env["JAX_COMPILATION_CACHE_DIR"].endswith(".cache/jax")
+
+
+def kill_training_once(metrics: Path, after_steps: int, killed: list[int], seconds: float = 240) -> None:
+    """SIGKILL this test's training subprocess (grpo_process, under the in-process run) once ``after_steps`` are logged."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if metrics.is_file() and len(metrics.read_text().splitlines()) >= after_steps:
+            for child in psutil.Process().children(recursive=True):
+                if "cecl_pipeline.defs.grpo_process" in " ".join(child.cmdline()):
+                    child.kill()
+                    killed.append(child.pid)
+                    return
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_killed_training_process_is_restarted_in_the_same_run_and_resumes(env, instance):
+    killed: list[int] = []
+    killer = threading.Thread(target=kill_training_once, args=(env.work_dir("2019Q3", 0) / "metrics.jsonl", 3, killed), daemon=True)
+    killer.start()
+    result = run_policy("2019Q3", instance, steps=5, checkpoint_every=2)
+    killer.join(timeout=5)
+    assert killed, "the training process was never seen"
+    assert result.success
+    events = [event.event_type_value for event in result.all_events]
+    assert events.count("STEP_UP_FOR_RETRY") == 1 and "STEP_RESTARTED" in events
+    log = run_log(instance, result)
+    assert "restart 1 of 2" in log and "resuming from step 2" in log
+    logged = [json.loads(line)["step"] for line in (env.member_dir("2019Q3", 0) / "metrics.jsonl").read_text().splitlines()]
+    assert logged == [1, 2, 3, 4, 5]
+
+
+def test_only_a_training_process_ended_by_a_signal_counts_as_killed():
+    assert killed_by_signal(RuntimeError("External execution process failed with code -9"))
+    assert not killed_by_signal(RuntimeError("External execution process failed with code 1"))
+    assert not killed_by_signal(ValueError("anything else"))
 
 
 @pytest.mark.slow

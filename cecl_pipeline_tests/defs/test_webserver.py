@@ -33,7 +33,7 @@ def graphql(port: int, query: str) -> dict:
 def wait_until_up(port: int, process: subprocess.Popen, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout.read()
+        assert process.poll() is None, process.stdout.read() if process.stdout else f"exited with {process.returncode}; see its log"
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2):
                 return
@@ -55,7 +55,7 @@ def test_webserver_serves_the_asset_graph_with_blocking_checks(tmp_path):
         process.terminate()
         process.wait(timeout=30)
     assert set(nodes) == {"hf_checkpoint", "jax_checkpoint", "macro_history", "nco_panel", "nco_prompts", "grpo_policy", "walkforward_forecasts",
-                          "walkforward_report"}
+                          "walkforward_report", "debug_rollouts"}
     assert all(nodes[name]["isPartitioned"] for name in ("nco_panel", "nco_prompts", "grpo_policy", "walkforward_forecasts"))
     assert not nodes["walkforward_report"]["isPartitioned"]
     checks = {c["name"]: c["blocking"] for c in nodes["nco_panel"]["assetChecksOrError"]["checks"]}

@@ -1,0 +1,71 @@
+"""``debug_rollouts[Q]``: a handful of Q's prompts answered by the policy serving Q, with the training reward and advantages.
+
+Off the main line of the graph (no job runs it): `cecl debug-nco --first Q` materializes it when a
+run's learning curve looks wrong, and the table shows in the web UI and the terminal.
+"""
+
+import dataclasses
+from pathlib import Path
+
+import dagster as dg
+
+from cecl_pipeline.defs.metadata import refuse
+from cecl_pipeline.defs.model import ModelCheckpoints, jax_checkpoint
+from cecl_pipeline.defs.partitions import quarter_of, quarterly
+from cecl_pipeline.defs.policy import JaxRuntime, PolicyConfig, grpo_policy, policy_store_root
+from cecl_pipeline.defs.policy_job import grpo_config
+from cecl_pipeline.defs.prompts import nco_prompts
+from cecl_pipeline.defs.resources import DataPaths
+from cecl_pipeline.settings import results_dir
+
+
+class DebugConfig(dg.Config):
+    prompts: int = 4  # the first N prompts of Q (in prompt_id order)
+    samples: int = 8  # completions per prompt: one GRPO group
+    temperature: float = 1.0
+    max_new_tokens: int = 0  # 0: the policy's own num_generation_tokens (grpo_policy's default for the base model)
+    env: str = ""  # empty: the policy's own env (grpo_policy's default for the base model)
+    seed: int = 0
+
+
+def debug_dir(quarter: str) -> Path:
+    return results_dir() / "debug-nco" / quarter
+
+
+@dg.asset(
+    group_name="debug",
+    kinds={"jax", "parquet"},
+    partitions_def=quarterly,
+    pool="gpu",
+    deps=[grpo_policy, jax_checkpoint, nco_prompts],
+    description="The first few prompts of Q answered by grpo_policy[Q] member 0 (jax_checkpoint before any training), "
+                "each completion with its parsed value, reward and group advantage; written under results/debug-nco.",
+)
+def debug_rollouts(context: dg.AssetExecutionContext, config: DebugConfig, paths: DataPaths, models: ModelCheckpoints,
+                   jax_runtime: JaxRuntime) -> dg.MaterializeResult:
+    from cecl_pipeline.forecast.debug_rollouts import debug_rollouts as rollouts_of, rollouts_markdown, serving_policy, summary_line, write_rollouts
+    from cecl_pipeline.forecast.policy_samples import SampleSettings
+    from cecl_pipeline.grpo.policy_store import PolicyStore
+
+    jax_runtime.apply_in_process()
+    quarter = quarter_of(context)
+    try:
+        policy = serving_policy(PolicyStore(policy_store_root(models)), quarter, models.jax_path(), grpo_config(PolicyConfig()))
+        knobs = policy.knobs
+        env = config.env or knobs.env
+        settings = SampleSettings(samples=config.samples, temperature=config.temperature, seed=config.seed,
+                                  max_new_tokens=config.max_new_tokens or knobs.num_generation_tokens, prompt_length=knobs.prompt_length)
+        rewards = dataclasses.replace(knobs.rewards, strict_single=env == "nco_single")
+        rollouts = rollouts_of(policy.checkpoint, paths.layout().prompts_parquet(quarter), env, quarter, settings, config.prompts, rewards,
+                               knobs.loss.advantage_scale, context.log.info)
+    except (FileNotFoundError, ValueError) as error:
+        raise refuse(error) from None
+    checkpoint = policy.checkpoint
+    directory = write_rollouts(rollouts, debug_dir(quarter), f"debug-nco {quarter}: {checkpoint}")
+    context.log.info(f"debug_rollouts {quarter} ({checkpoint}): {summary_line(rollouts)}")
+    return dg.MaterializeResult(metadata={
+        "checkpoint": str(checkpoint),
+        "summary": summary_line(rollouts),
+        "rollouts": dg.MetadataValue.md(rollouts_markdown(rollouts)),
+        "path": dg.MetadataValue.path(str(directory / "rollouts.md")),
+    })
