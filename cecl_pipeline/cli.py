@@ -117,13 +117,14 @@ def cmd_debug_nco(args: argparse.Namespace) -> int:
     from cecl_pipeline.defs.debug import debug_dir
     from cecl_pipeline.defs.runs import materialize
 
+    quarter = q.label(args.first)
     knobs = {"prompts": args.prompts, "samples": args.samples, "seed": args.seed, "temperature": args.temperature}
     knobs.update({name: value for name, value in (("env", args.env), ("max_new_tokens", args.max_new_tokens)) if value})
-    summary = materialize(["debug_rollouts"], q.label(args.first), run_config={"ops": {"debug_rollouts": {"config": knobs}}})
+    summary = materialize(["debug_rollouts"], quarter, run_config={"ops": {"debug_rollouts": {"config": knobs}}})
     print(summary.line())
     if not summary.success:
         return 1
-    table = debug_dir(q.label(args.first)) / "rollouts.md"
+    table = debug_dir(quarter) / "rollouts.md"
     print(table.read_text())
     print(f"written to {table.parent} (rollouts.parquet holds every completion in full) · run {summary.run_id} in the web UI")
     return 0

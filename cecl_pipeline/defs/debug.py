@@ -60,12 +60,12 @@ def debug_rollouts(context: dg.AssetExecutionContext, config: DebugConfig, paths
                                knobs.loss.advantage_scale, context.log.info)
     except (FileNotFoundError, ValueError) as error:
         raise refuse(error) from None
-    checkpoint = policy.checkpoint
-    directory = write_rollouts(rollouts, debug_dir(quarter), f"debug-nco {quarter}: {checkpoint}")
-    context.log.info(f"debug_rollouts {quarter} ({checkpoint}): {summary_line(rollouts)}")
+    directory = write_rollouts(rollouts, debug_dir(quarter), f"debug-nco {quarter}: {policy.checkpoint}")
+    summary = summary_line(rollouts)
+    context.log.info(f"debug_rollouts {quarter} ({policy.checkpoint}): {summary}")
     return dg.MaterializeResult(metadata={
-        "checkpoint": str(checkpoint),
-        "summary": summary_line(rollouts),
+        "checkpoint": str(policy.checkpoint),
+        "summary": summary,
         "rollouts": dg.MetadataValue.md(rollouts_markdown(rollouts)),
         "path": dg.MetadataValue.path(str(directory / "rollouts.md")),
     })

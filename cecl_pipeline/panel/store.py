@@ -28,19 +28,22 @@ def find_drop_file(layout: DataLayout, quarter: str) -> Path:
     return present[0]
 
 
-def drop_file_quarters(layout: DataLayout) -> list[str]:
+def _drop_file_paths(layout: DataLayout) -> list[Path]:
+    """What raw/nco/ holds that looks like a drop file (CSV or Parquet, not hidden), by name."""
     if not layout.raw_nco_dir.exists():
         return []
-    return sorted({p.stem for p in layout.raw_nco_dir.iterdir() if p.suffix in (".csv", ".parquet") and not p.name.startswith(".")})
+    return sorted(p for p in layout.raw_nco_dir.iterdir() if p.suffix in (".csv", ".parquet") and not p.name.startswith("."))
+
+
+def drop_file_quarters(layout: DataLayout) -> list[str]:
+    return sorted({p.stem for p in _drop_file_paths(layout)})
 
 
 def drop_file_versions(layout: DataLayout) -> dict[str, str]:
     """Every drop file's name → a version (mtime and size) that changes when the file is replaced."""
-    if not layout.raw_nco_dir.exists():
-        return {}
     versions = {}
-    for path in sorted(layout.raw_nco_dir.iterdir()):
-        if path.suffix in (".csv", ".parquet") and not path.name.startswith(".") and path.is_file():
+    for path in _drop_file_paths(layout):
+        if path.is_file():
             stat = path.stat()
             versions[path.name] = f"{stat.st_mtime_ns}-{stat.st_size}"
     return versions

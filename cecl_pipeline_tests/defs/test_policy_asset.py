@@ -99,10 +99,7 @@ def test_training_runs_in_the_gpu_pool_limited_to_one(tmp_path):
 
     node = defs.resolve_asset_graph().get(dg.AssetKey("grpo_policy"))
     assert node.pools == {"gpu"}
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").symlink_to(PROJECT_ROOT / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with dg.DagsterInstance.from_config(str(new_home(tmp_path / "home"))) as instance:
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
 
 
