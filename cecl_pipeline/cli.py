@@ -132,23 +132,19 @@ def cmd_debug_nco(args: argparse.Namespace) -> int:
 
 def cmd_validate_nco(args: argparse.Namespace) -> int:
     """One checkpoint walk-forward over a quarter range; refuses quarters whose targets it was trained on."""
-    from cecl_pipeline.forecast.policy_samples import SampleSettings
-    from cecl_pipeline.forecast.report import headline
-    from cecl_pipeline.forecast.validation import validate_checkpoint
-    from cecl_pipeline.panel.windows import LookaheadError
-    from cecl_pipeline.settings import results_dir
+    knobs = {"checkpoint": str(Path(args.checkpoint).resolve()), "start_date": args.start_date, "end_date": args.end_date,
+             "samples": args.samples, "max_new_tokens": args.max_new_tokens, "seed": args.seed, "env": args.env or "",
+             "out": str(Path(args.out).resolve()) if args.out else ""}
+    return _operation("policy_validation", knobs)
 
-    checkpoint = Path(args.checkpoint).resolve()
-    quarters = quarter_list(args.start_date, args.end_date)
-    out = Path(args.out) if args.out else results_dir() / "validate-nco" / f"{checkpoint.parent.name}-{checkpoint.name}-{quarters[0]}-{quarters[-1]}"
-    settings = SampleSettings(samples=args.samples, max_new_tokens=args.max_new_tokens, seed=args.seed)
-    try:
-        report = validate_checkpoint(checkpoint, quarters, data_layout(), out, settings, args.env)
-    except (LookaheadError, FileNotFoundError) as error:
-        raise UsageError(str(error)) from None
-    print(headline(report))
-    print(f"report: {report.markdown_path} (and report.html)")
-    return 0
+
+def _operation(asset: str, knobs: dict | None = None) -> int:
+    """Materialize one of the operations assets (it prints what the terminal should see), then its result line."""
+    from cecl_pipeline.defs.runs import materialize
+
+    summary = materialize([asset], run_config={"ops": {asset: {"config": knobs}}} if knobs else None)
+    print(summary.line())
+    return 0 if summary.success else 1
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
@@ -192,54 +188,17 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     """Print the running training's steps as they finish (Ctrl-C stops following; training goes on)."""
-    from cecl_pipeline.grpo.member import step_line
-    from cecl_pipeline.grpo.monitor import follow, training_in_progress
-    from cecl_pipeline.settings import checkpoint_dir
-
-    path = training_in_progress(checkpoint_dir())
-    if path is None:
-        print(f"no training in progress under {checkpoint_dir() / 'grpo'}")
-        return 0
-    quarter, member = path.parents[2].name, int(path.parent.name.removeprefix("member-"))
-    print(f"following grpo_policy {quarter} member {member}: {path}")
-    try:
-        for metrics in follow(path, keep_going=lambda: not args.once):
-            print(step_line(metrics, args.steps or "?", member), flush=True)
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return _operation("training_progress", {"follow": not args.once, "steps": args.steps})
 
 
 def cmd_gpu_status(args: argparse.Namespace) -> int:
     """JAX's devices and their memory; on a machine without a GPU it says so."""
-    from cecl_pipeline.llm.devices import device_report, format_report
-
-    print(format_report(device_report()))
-    return 0
+    return _operation("device_status")
 
 
 def cmd_clean_old_checkpoints(args: argparse.Namespace) -> int:
     """Delete all but the newest --keep quarters of trained policies per base model; a dry run unless --yes."""
-    import shutil
-
-    from cecl_pipeline.grpo.policy_store import PolicyStore
-    from cecl_pipeline.settings import checkpoint_dir
-
-    try:
-        plans = [(store, store.stale_quarters(args.keep)) for store in map(PolicyStore, sorted((checkpoint_dir() / "grpo").glob("*/")))]
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    for store, stale in plans:
-        for quarter in stale:
-            directory = store.quarter_dir(quarter)
-            size = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
-            print(f"{'deleting' if args.yes else 'would delete'} {directory} ({size / 2**20:.1f} MiB)")
-            if args.yes:
-                shutil.rmtree(directory)
-    count = sum(len(stale) for _, stale in plans)
-    print(f"{count} quarter(s) {'deleted' if args.yes else 'to delete; run again with --yes to delete them'}; "
-          f"kept the newest {args.keep} per base model")
-    return 0
+    return _operation("checkpoint_cleanup", {"keep": args.keep, "delete": args.yes})
 
 
 def cmd_convert_model(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ import pytest
 from cecl_pipeline.cli import build_parser, main
 from cecl_pipeline.quarters import quarter_range
 from cecl_pipeline_tests.conftest import SHARED_DATA
+from cecl_pipeline_tests.fake_training import fake_policy_store
 
 CECL = str(Path(sys.executable).with_name("cecl"))
 
@@ -64,12 +65,13 @@ def test_main_command_on_the_embedded_default(layout, tmp_path, capsys, monkeypa
     assert (Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml").is_symlink()
 
     member = policy["members"][0]["path"]
-    assert main(["validate-nco", member, "--start-date", "2018Q3", "--end-date", "2019Q1"]) == 2
-    err = capsys.readouterr().err
-    assert "trained on targets up to 2018Q4" in err and "2018Q3, 2018Q4 (evaluate from 2019Q1 on)" in err
+    assert main(["validate-nco", member, "--start-date", "2018Q3", "--end-date", "2019Q1"]) == 1
+    out = capsys.readouterr().out
+    assert "✗ policy_validation" in out and "trained on targets up to 2018Q4" in out and "2018Q3, 2018Q4 (evaluate from 2019Q1 on)" in out
     out_dir = tmp_path / "validation"
     assert main(["validate-nco", member, "--start-date", "2019Q1", "--end-date", "2019Q1", "--samples", "2", "--out", str(out_dir)]) == 0
-    assert "grpo_policy MAE" in capsys.readouterr().out and (out_dir / "report" / "report.html").is_file()
+    out = capsys.readouterr().out
+    assert "grpo_policy MAE" in out and "✓ policy_validation" in out and (out_dir / "report" / "report.html").is_file()
     assert len(pd.read_parquet(out_dir / "2019Q1" / "completions.parquet")) == 40 * 4 * 2
 
 
@@ -117,21 +119,6 @@ def test_training_presets_compose_with_set_and_later_values_win():
     assert policy_run_config([*enhanced.preset, *(enhanced.set or [])])["ops"]["grpo_policy"]["config"] == {"env": "nco_enhanced"}
 
 
-def fake_policy_store(root: Path, quarters: list[str], training: str) -> Path:
-    """Complete policies for ``quarters`` and a member of ``training`` still in progress, in the real layout."""
-    store = root / "grpo" / "cecl-tiny-seed0-float32"
-    for quarter in quarters:
-        (store / quarter / "member-0").mkdir(parents=True)
-        (store / quarter / "member-0" / "weights.bin").write_bytes(b"\0" * 1024)
-        (store / quarter / "policy.json").write_text("{}")
-    work = store / training / "work" / "member-0"
-    work.mkdir(parents=True)
-    step = {"reward_mean": 0.5, "reward_std": 0.1, "parse_rate": 0.9, "mae": 0.3, "kl": 0.0, "clip_fraction": 0.0, "tokens_per_second": 100.0,
-            "mfu": 0.4, "step_seconds": 1.2}
-    (work / "metrics.jsonl").write_text("".join(json.dumps({**step, "step": k}) + "\n" for k in (1, 2)))
-    return store
-
-
 def test_monitor_prints_the_running_members_steps(capsys):
     root = Path(os.environ["CECL_CHECKPOINT_DIR"])
     assert main(["monitor", "--once"]) == 0 and "no training in progress" in capsys.readouterr().out
@@ -150,7 +137,8 @@ def test_clean_old_checkpoints_is_a_dry_run_unless_confirmed_and_never_touches_a
     assert (store / "2019Q1").is_dir()
     assert main(["clean-old-checkpoints", "--keep", "2", "--yes"]) == 0
     assert sorted(p.name for p in store.iterdir()) == ["2019Q3", "2019Q4", "2020Q1"]
-    assert main(["clean-old-checkpoints", "--keep", "0"]) == 2 and "keep must be at least 1" in capsys.readouterr().err
+    assert main(["clean-old-checkpoints", "--keep", "0"]) == 1 and "keep must be at least 1" in capsys.readouterr().out
+    assert sorted(p.name for p in store.iterdir()) == ["2019Q3", "2019Q4", "2020Q1"]
 
 
 def test_gpu_status_works_without_a_gpu(capsys):

@@ -49,3 +49,19 @@ def log_outcomes(context: dg.AssetExecutionContext, outcomes: list[CheckOutcome]
             continue
         log = context.log.error if outcome.spec.blocking else context.log.warning
         log(f"{outcome.summary()}\n{outcome.failures.to_string(index=False)}")
+
+
+def report_metadata(report) -> dict:
+    """A forecast report (forecast.report.Report) as metadata: headline, tables, charts inline, and the files."""
+    from cecl_pipeline.forecast.report import headline, png_data_uri
+
+    charts = {f"chart_{name}": dg.MetadataValue.md(f"![{name}]({png_data_uri(path)})") for name, path in report.charts.items()}
+    return {
+        "headline": headline(report),
+        "quarters": f"{report.quarters[0]}–{report.quarters[-1]} ({len(report.quarters)})",
+        "overall": markdown_table(report.overall.round(4), rows=len(report.overall)),
+        "stress_windows": markdown_table(report.stress.round(4), rows=len(report.stress)),
+        **charts,
+        "report": dg.MetadataValue.path(str(report.markdown_path)),
+        "report_html": dg.MetadataValue.path(str(report.html_path)),
+    }

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from cecl_pipeline.defs.metadata import file_metadata, markdown_table, refuse
+from cecl_pipeline.defs.metadata import file_metadata, markdown_table, refuse, report_metadata
 from cecl_pipeline.defs.partitions import quarter_of, quarterly
 from cecl_pipeline.defs.policy import JaxRuntime, grpo_policy, policy_store_root
 from cecl_pipeline.defs.prompts import nco_prompts
@@ -64,20 +64,11 @@ def walkforward_forecasts(context: dg.AssetExecutionContext, config: Walkforward
 )
 def walkforward_report(context: dg.AssetExecutionContext, paths: DataPaths) -> dg.MaterializeResult:
     from cecl_pipeline.defs.walkforward_run import report_all_quarters
-    from cecl_pipeline.forecast.report import headline, png_data_uri
+    from cecl_pipeline.forecast.report import headline
 
     try:
         report = report_all_quarters(paths.layout(), results_dir() / "walkforward")
     except FileNotFoundError as error:
         raise refuse(error) from None
     context.log.info(headline(report))
-    charts = {f"chart_{name}": dg.MetadataValue.md(f"![{name}]({png_data_uri(path)})") for name, path in report.charts.items()}
-    return dg.MaterializeResult(metadata={
-        "headline": headline(report),
-        "quarters": f"{report.quarters[0]}–{report.quarters[-1]} ({len(report.quarters)})",
-        "overall": markdown_table(report.overall.round(4), rows=len(report.overall)),
-        "stress_windows": markdown_table(report.stress.round(4), rows=len(report.stress)),
-        **charts,
-        "report": dg.MetadataValue.path(str(report.markdown_path)),
-        "report_html": dg.MetadataValue.path(str(report.html_path)),
-    })
+    return dg.MaterializeResult(metadata=report_metadata(report))

@@ -11,6 +11,7 @@ A quarter's policy exists only once ``policy.json`` does; the warm start of quar
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,9 +58,38 @@ class PolicyStore:
         found = [p.parent.name for p in self.root.glob(f"*/{POLICY_MANIFEST}")]
         return sorted(found, key=to_ordinal)
 
-    def stale_quarters(self, keep: int) -> list[str]:
-        """Complete quarters older than the newest ``keep``: what clean-old-checkpoints may delete."""
-        if keep < 1:
-            raise ValueError(f"keep must be at least 1 (the newest policy warm-starts the next quarter), got {keep}")
-        return self.quarters()[:-keep]
+    def remove_quarter(self, quarter: str) -> None:
+        """Delete a quarter's policy so that an interruption never leaves something that passes for one."""
+        self.manifest_path(quarter).unlink(missing_ok=True)  # from here on the quarter is no policy, whatever happens next
+        removing = self.root / REMOVING / quarter
+        removing.parent.mkdir(exist_ok=True)
+        self.quarter_dir(quarter).rename(removing)
+        shutil.rmtree(removing.parent)  # also what an interrupted earlier removal left
+
+
+# Outside the <Q>/ pattern, so nothing reads a half-removed quarter as a policy or a training.
+REMOVING = ".removing"
+
+
+@dataclass(frozen=True)
+class StalePolicy:
+    store: PolicyStore
+    quarter: str
+    bytes: int
+
+    @property
+    def path(self) -> Path:
+        return self.store.quarter_dir(self.quarter)
+
+
+def stale_policies(grpo_root: Path, keep: int) -> list[StalePolicy]:
+    """For every base model under ``grpo_root``, its complete quarters older than the newest ``keep``, with their size."""
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1 (the newest policy warm-starts the next quarter), got {keep}")
+    stale = []
+    for store in map(PolicyStore, sorted(p for p in Path(grpo_root).glob("*/") if p.is_dir())):
+        for quarter in store.quarters()[:-keep]:
+            size = sum(f.stat().st_size for f in store.quarter_dir(quarter).rglob("*") if f.is_file())
+            stale.append(StalePolicy(store, quarter, size))
+    return stale
 

@@ -11,10 +11,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import dagster as dg
+
 from cecl_pipeline.settings import PROJECT_ROOT, instance_yaml
 from cecl_pipeline_tests.defs.test_webserver import free_port, wait_until_up
 
 LOCATIONS = """{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"""
+LAUNCH_BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
+BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }"""
 
 
 def new_home(path: Path) -> Path:
@@ -67,3 +72,23 @@ def wait_for(read_status, done: set[str], seconds: float = 420) -> str:
             return status
         time.sleep(1)
     raise TimeoutError(f"still {status} after {seconds} s")
+
+
+def backfill_until_done(port: int, home: Path, params: dict) -> str:
+    """Launch a backfill over GraphQL, wait until the daemon has finished it, and fail with its runs' errors unless it succeeded."""
+    launched = call(port, LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    backfill_id = launched["backfillId"]
+    status = wait_for(lambda: call(port, BACKFILL_STATUS, id=backfill_id)["partitionBackfillOrError"]["status"],
+                      {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"})
+    assert status in ("COMPLETED", "COMPLETED_SUCCESS"), backfill_failures(home, backfill_id)
+    return backfill_id
+
+
+def backfill_failures(home: Path, backfill_id: str) -> str:
+    """The step failures of a backfill's runs, for an assertion message."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        messages = [f"{run.tags.get('dagster/partition')} {run.status}: {record.message or ''} {record.user_message}"
+                    for run in runs for record in instance.all_logs(run.run_id) if record.is_dagster_event and record.dagster_event.is_step_failure]
+    return "\n".join(messages) or f"{len(runs)} run(s), no step failure recorded"

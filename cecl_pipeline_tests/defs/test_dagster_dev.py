@@ -6,15 +6,12 @@ import dagster as dg
 import pytest
 
 from cecl_pipeline.panel.ingest import ingest_macro
-from cecl_pipeline_tests.defs.dagster_dev import call, new_home, repository_selector, running_dagster_dev, wait_for
+from cecl_pipeline_tests.defs.dagster_dev import backfill_until_done, call, new_home, repository_selector, running_dagster_dev, wait_for
 from cecl_pipeline_tests.postgres_server import PASSWORD
 
 LAUNCH_RUN = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
   __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } ... on RunConfigValidationInvalid { errors { message } } } }"""
-LAUNCH_BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
-  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
 RUN_STATUS = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
-BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }"""
 INSTANCE_INFO = """{ instance { info } }"""
 
 
@@ -25,15 +22,6 @@ def dagster_dev(synthetic_layout, storage, tmp_path):
     home = new_home(tmp_path / "dagster_home")
     with running_dagster_dev(home, tmp_path / "dagster-dev.log") as port:
         yield port, home
-
-
-def backfill_failures(home: Path, backfill_id: str) -> str:
-    """The step failures of a backfill's runs, for an assertion message."""
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-        messages = [f"{run.tags.get('dagster/partition')} {run.status}: {record.message or ''} {record.user_message}"
-                    for run in runs for record in instance.all_logs(run.run_id) if record.is_dagster_event and record.dagster_event.is_step_failure]
-    return "\n".join(messages) or f"{len(runs)} run(s), no step failure recorded"
 
 
 @pytest.mark.slow
@@ -57,11 +45,7 @@ def test_a_graphql_run_and_a_two_quarter_backfill_through_the_daemon(dagster_dev
     # also take every nco_prompts partition whose 12-quarter window reaches the new panels.)
     backfill = {"selector": {"partitionSetName": "ingest_quarter_partition_set", "repositorySelector": selector},
                 "partitionNames": ["2019-04-01", "2019-07-01"]}
-    launched = call(port, LAUNCH_BACKFILL, params=backfill)["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    status = wait_for(lambda: call(port, BACKFILL_STATUS, id=launched["backfillId"])["partitionBackfillOrError"]["status"],
-                      {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"})
-    assert status in ("COMPLETED", "COMPLETED_SUCCESS"), backfill_failures(home, launched["backfillId"])
+    backfill_until_done(port, home, backfill)
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == ("PostgresRunStorage" if storage == "postgres" else "SqliteRunStorage")

@@ -19,7 +19,7 @@ from cecl_pipeline.defs.policy import JaxRuntime, killed_by_signal
 from cecl_pipeline.grpo.policy_store import PolicyStore
 from cecl_pipeline.llm.checkpoint import load_jax_checkpoint
 from cecl_pipeline.settings import PROJECT_ROOT
-from cecl_pipeline_tests.defs.dagster_dev import new_home
+from cecl_pipeline_tests.defs.dagster_dev import backfill_until_done, new_home, running_dagster_dev
 from cecl_pipeline_tests.defs.policy_inputs import BASE, SMALL, build_inputs, run_log, run_policy, use_inputs
 
 
@@ -129,6 +129,23 @@ def test_two_training_requests_at_once_run_one_at_a_time(env, tmp_path):
         first, second = sorted(step_window(instance, run.run_id) for run in runs)
     assert second[0] >= first[1], f"training steps overlapped: {first} and {second}"
     assert env.read_manifest("2019Q2") and env.read_manifest("2019Q3")
+
+
+@pytest.mark.slow
+def test_an_asset_backfill_through_the_daemon_trains_quarters_in_order(env, tmp_path):
+    """grpo_policy[Q] depends on grpo_policy[Q−1], so a backfill from the UI or GraphQL waits for each quarter's policy."""
+    home = new_home(tmp_path / "home")
+    backfill = {"assetSelection": [{"path": ["grpo_policy"]}], "partitionNames": ["2019-07-01", "2019-04-01"],  # newest first, on purpose
+                "runConfigData": {"ops": {"grpo_policy": {"config": SMALL}}}}
+    with running_dagster_dev(home, tmp_path / "dagster-dev.log") as port:
+        backfill_id = backfill_until_done(port, home, backfill)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        windows = {run.tags["dagster/partition"]: step_window(instance, run.run_id) for run in runs}
+    assert sorted(windows) == ["2019-04-01", "2019-07-01"]
+    assert windows["2019-07-01"][0] >= windows["2019-04-01"][1], f"2019Q3 trained before 2019Q2 was done: {windows}"
+    later = env.read_manifest("2019Q3")
+    assert later["warm_started"] and later["base_dirs"] == [m["path"] for m in env.read_manifest("2019Q2")["members"]]
 
 
 def test_jax_runtime_environment():
