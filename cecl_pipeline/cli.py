@@ -252,6 +252,9 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    from cecl_pipeline.defs.runs import home_instance
+
+    home_instance().dispose()  # its tables exist before dagster dev's processes and any other command open it
     command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
     return subprocess.call(command, cwd=PROJECT_ROOT)
 

@@ -5,8 +5,11 @@ The CLI calls this so every command is a real Dagster run that shows up in the w
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 
@@ -34,6 +37,18 @@ class RunSummary:
         return f"✗ {self.label}{checks} — {detail}"
 
 
+def home_instance() -> dg.DagsterInstance:
+    """The instance in DAGSTER_HOME, opened by one process at a time.
+
+    Opening a new instance creates its tables. Two processes doing that at once (two commands
+    started together) can leave SQLite's alembic_version with two heads, and the instance would
+    never open again.
+    """
+    with open(Path(os.environ["DAGSTER_HOME"]) / ".cecl-instance.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return dg.DagsterInstance.get()
+
+
 def _all_assets():
     from cecl_pipeline.definitions import defs
 
@@ -50,7 +65,7 @@ def run_assets(
         assets,
         selection=list(selection),
         partition_key=to_partition_key(quarter) if quarter else None,
-        instance=instance or dg.DagsterInstance.get(),
+        instance=instance or home_instance(),
         resources=defs.resources,
         run_config=config,
         raise_on_error=False,
@@ -63,7 +78,7 @@ def run_job(name: str, quarter: str | None = None, instance: dg.DagsterInstance 
     defs, _ = _all_assets()
     result = defs.resolve_job_def(name).execute_in_process(
         run_config={**QUIET_LOGS, **(run_config or {})},
-        instance=instance or dg.DagsterInstance.get(),
+        instance=instance or home_instance(),
         partition_key=to_partition_key(quarter) if quarter else None,
         raise_on_error=False,
         tags={"cecl/quarter": quarter} if quarter else None,

@@ -22,6 +22,10 @@ def drop_file_runs(home, name: str) -> int:
         return len(instance.get_run_records(dg.RunsFilter(tags={"cecl/drop_file": name})))
 
 
+def sensor_cursor(port: int, sensor: dict) -> str:
+    return call(port, SENSOR_STATE, s=sensor)["sensorOrError"]["sensorState"]["typeSpecificData"]["lastCursor"] or ""
+
+
 @pytest.mark.slow
 def test_a_daemon_restart_keeps_schedule_and_sensor_state(synthetic_layout, tmp_path):
     raw = synthetic_layout.raw_nco_dir
@@ -40,8 +44,9 @@ def test_a_daemon_restart_keeps_schedule_and_sensor_state(synthetic_layout, tmp_
         assert call(port, START_SCHEDULE, s=schedule)["startSchedule"]["__typename"] == "ScheduleStateResult"
         assert call(port, START_SENSOR, s=sensor)["startSensor"]["__typename"] == "Sensor"
         wait_for(lambda: str(drop_file_runs(home, "2019Q3.csv")), {"1"}, seconds=180)
-        cursor = call(port, SENSOR_STATE, s=sensor)["sensorOrError"]["sensorState"]["typeSpecificData"]["lastCursor"]
-    assert "2019Q3.csv" in cursor
+        # The daemon submits a tick's runs before it stores the tick's cursor.
+        wait_for(lambda: str("2019Q3.csv" in sensor_cursor(port, sensor)), {"True"}, seconds=120)
+        cursor = sensor_cursor(port, sensor)
 
     with running_dagster_dev(home, log) as port:
         assert call(port, SCHEDULE_STATE, s=schedule)["scheduleOrError"]["scheduleState"]["status"] == "RUNNING"

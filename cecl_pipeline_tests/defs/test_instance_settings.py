@@ -1,6 +1,8 @@
 """dagster.yaml and dagster-postgres.yaml: one set of settings, two storages, chosen by DAGSTER_PG_URL."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -52,3 +54,13 @@ def test_a_dagster_yaml_of_the_users_own_is_left_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_PG_URL", "postgresql://cecl@127.0.0.1:5432/cecl")
     prepare_dagster_home()
     assert Path(home / "dagster.yaml").read_text() == own
+
+
+def test_commands_started_together_on_a_new_instance_all_succeed_and_leave_it_usable():
+    """Each would create the new instance's tables; unserialised, some crashed and the instance never opened again."""
+    cecl = str(Path(sys.executable).with_name("cecl"))
+    commands = [subprocess.Popen([cecl, "gpu-status"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    outputs = [command.communicate(timeout=300)[0] for command in commands]
+    assert [command.returncode for command in commands] == [0] * 4, "\n".join(outputs)
+    with dg.DagsterInstance.get() as instance:
+        assert len(instance.get_runs()) == 4

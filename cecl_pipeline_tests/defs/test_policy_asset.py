@@ -113,9 +113,7 @@ def step_window(instance: dg.DagsterInstance, run_id: str, step: str = "grpo_pol
 @pytest.mark.slow
 def test_two_training_requests_at_once_run_one_at_a_time(env, tmp_path):
     """Two `cecl train-nco` processes on one instance: the gpu pool lets one training step run at a time."""
-    home = new_home(tmp_path / "shared-home")
-    with dg.DagsterInstance.from_config(str(home)):
-        pass  # an instance in use already has its tables; two processes creating SQLite's schema at once can race
+    home = new_home(tmp_path / "shared-home")  # a new instance: both commands find it without tables
     knobs = [arg for knob, value in SMALL.items() for arg in ("--set", f"{knob}={value}")]
     requests = [subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "cecl"), "train-nco", "--first", quarter, *knobs],
                                  env={**os.environ, "DAGSTER_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
