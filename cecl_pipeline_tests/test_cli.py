@@ -9,11 +9,9 @@ import pytest
 
 from cecl_pipeline.cli import build_parser, main
 from cecl_pipeline.quarters import quarter_range
+from cecl_pipeline_tests.cecl_command import CECL, cecl
 from cecl_pipeline_tests.conftest import SHARED_DATA
 from cecl_pipeline_tests.fake_training import fake_policy_store
-
-CECL = str(Path(sys.executable).with_name("cecl"))
-
 
 def subcommands():
     parser = build_parser()
@@ -48,12 +46,13 @@ def test_import_history_real_files_then_bad_file_exits_2_without_traceback(layou
     assert "bad.csv" in err and "row 2" in err and "'nco_rate'" in err and "Traceback" not in err
 
 
-def test_main_command_on_the_embedded_default(layout, tmp_path, capsys, monkeypatch):
+def test_main_command_on_the_embedded_default(layout, tmp_path, monkeypatch):
     """`cecl run`: default model and synthetic data, conversion, 12 + 9 panel quarters, 9 prompt quarters, the policy."""
     monkeypatch.setenv("CECL_SYNTHETIC", "1")
     small = ["steps=1", "sft_steps=2", "group_size=4", "ppo_minibatch=8", "num_generation_tokens=4", "wandb=false"]
-    assert main(["run", "--first", "2019Q1", "--last", "2019Q1", *[a for knob in small for a in ("--set", knob)]]) == 0
-    out = capsys.readouterr().out
+    done = cecl("run", "--first", "2019Q1", "--last", "2019Q1", *[a for knob in small for a in ("--set", knob)], timeout=1800)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
     assert "wrote the synthetic default" in out and "26 run(s) succeeded, 0 failed" in out and "✓ grpo_policy 2019Q1" in out
     assert "✓ walkforward_forecasts 2019Q1" in out and "✓ walkforward_report" in out
     report = Path(os.environ["CECL_RESULTS_DIR"]) / "walkforward" / "report.md"
@@ -65,12 +64,14 @@ def test_main_command_on_the_embedded_default(layout, tmp_path, capsys, monkeypa
     assert (Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml").is_symlink()
 
     member = policy["members"][0]["path"]
-    assert main(["validate-nco", member, "--start-date", "2018Q3", "--end-date", "2019Q1"]) == 1
-    out = capsys.readouterr().out
+    refused = cecl("validate-nco", member, "--start-date", "2018Q3", "--end-date", "2019Q1")
+    assert refused.returncode == 1, refused.stderr
+    out = refused.stdout
     assert "✗ policy_validation" in out and "trained on targets up to 2018Q4" in out and "2018Q3, 2018Q4 (evaluate from 2019Q1 on)" in out
     out_dir = tmp_path / "validation"
-    assert main(["validate-nco", member, "--start-date", "2019Q1", "--end-date", "2019Q1", "--samples", "2", "--out", str(out_dir)]) == 0
-    out = capsys.readouterr().out
+    done = cecl("validate-nco", member, "--start-date", "2019Q1", "--end-date", "2019Q1", "--samples", "2", "--out", str(out_dir))
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
     assert "grpo_policy MAE" in out and "✓ policy_validation" in out and (out_dir / "report" / "report.html").is_file()
     assert len(pd.read_parquet(out_dir / "2019Q1" / "completions.parquet")) == 40 * 4 * 2
 
@@ -81,7 +82,7 @@ def test_synthetic_data_is_not_written_into_a_users_folder_unasked(layout, tmp_p
     assert f"no drop files in {layout.raw_nco_dir}" in capsys.readouterr().err
 
 
-def test_convert_model_converts_a_configured_directory(tmp_path, capsys):
+def test_convert_model_converts_a_configured_directory(tmp_path):
     """`cecl convert-model --hf-dir` on a checkpoint our exporter wrote, in bf16."""
     from cecl_pipeline.llm.checkpoint import load_jax_checkpoint
     from cecl_pipeline.llm.config import NAMED_CONFIGS
@@ -89,8 +90,8 @@ def test_convert_model_converts_a_configured_directory(tmp_path, capsys):
 
     source = tmp_path / "My-Qwen3"
     write_random_hf_checkpoint(NAMED_CONFIGS["tiny"].replace(num_hidden_layers=1), source, seed=1)
-    assert main(["convert-model", "--hf-dir", str(source), "--dtype", "bfloat16"]) == 0
-    assert "✓ hf_checkpoint+jax_checkpoint" in capsys.readouterr().out
+    done = cecl("convert-model", "--hf-dir", str(source), "--dtype", "bfloat16")
+    assert done.returncode == 0 and "✓ hf_checkpoint+jax_checkpoint" in done.stdout, done.stdout + done.stderr
     config, params = load_jax_checkpoint(Path(os.environ["CECL_CHECKPOINT_DIR"]) / "jax" / "My-Qwen3-bfloat16")
     assert config.num_hidden_layers == 1 and params["embed_tokens"]["embedding"].dtype.name == "bfloat16"
 
@@ -119,32 +120,34 @@ def test_training_presets_compose_with_set_and_later_values_win():
     assert policy_run_config([*enhanced.preset, *(enhanced.set or [])])["ops"]["grpo_policy"]["config"] == {"env": "nco_enhanced"}
 
 
-def test_monitor_prints_the_running_members_steps(capsys):
+def test_monitor_prints_the_running_members_steps():
     root = Path(os.environ["CECL_CHECKPOINT_DIR"])
-    assert main(["monitor", "--once"]) == 0 and "no training in progress" in capsys.readouterr().out
+    idle = cecl("monitor", "--once")
+    assert idle.returncode == 0 and "no training in progress" in idle.stdout and "✓ training_progress" in idle.stdout
     fake_policy_store(root, ["2019Q1"], training="2019Q2")
-    assert main(["monitor", "--once", "--steps", "16"]) == 0
-    out = capsys.readouterr().out
-    assert "following grpo_policy 2019Q2 member 0" in out
-    assert "member 0: GRPO step 1/16 · reward +0.500" in out and "GRPO step 2/16" in out
+    done = cecl("monitor", "--once", "--steps", "16")
+    assert done.returncode == 0, done.stderr
+    assert "following grpo_policy 2019Q2 member 0" in done.stdout
+    assert "member 0: GRPO step 1/16 · reward +0.500" in done.stdout and "GRPO step 2/16" in done.stdout
 
 
-def test_clean_old_checkpoints_is_a_dry_run_unless_confirmed_and_never_touches_a_training(capsys):
+def test_clean_old_checkpoints_is_a_dry_run_unless_confirmed_and_never_touches_a_training():
     store = fake_policy_store(Path(os.environ["CECL_CHECKPOINT_DIR"]), ["2019Q1", "2019Q2", "2019Q3", "2019Q4"], training="2020Q1")
-    assert main(["clean-old-checkpoints", "--keep", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "would delete" in out and "2019Q1" in out and "2019Q2" in out and "2019Q3" not in out and "2 quarter(s) to delete" in out
-    assert (store / "2019Q1").is_dir()
-    assert main(["clean-old-checkpoints", "--keep", "2", "--yes"]) == 0
+    dry = cecl("clean-old-checkpoints", "--keep", "2")
+    assert dry.returncode == 0, dry.stderr
+    assert "would delete" in dry.stdout and "2019Q1" in dry.stdout and "2019Q2" in dry.stdout and "2019Q3" not in dry.stdout
+    assert "2 quarter(s) to delete" in dry.stdout and (store / "2019Q1").is_dir()
+    assert cecl("clean-old-checkpoints", "--keep", "2", "--yes").returncode == 0
     assert sorted(p.name for p in store.iterdir()) == ["2019Q3", "2019Q4", "2020Q1"]
-    assert main(["clean-old-checkpoints", "--keep", "0"]) == 1 and "keep must be at least 1" in capsys.readouterr().out
+    refused = cecl("clean-old-checkpoints", "--keep", "0")
+    assert refused.returncode == 1 and "keep must be at least 1" in refused.stdout
     assert sorted(p.name for p in store.iterdir()) == ["2019Q3", "2019Q4", "2020Q1"]
 
 
-def test_gpu_status_works_without_a_gpu(capsys):
-    assert main(["gpu-status"]) == 0
-    out = capsys.readouterr().out
-    assert "backend cpu" in out and "no GPU visible to JAX" in out
+def test_gpu_status_works_without_a_gpu():
+    done = cecl("gpu-status")
+    assert done.returncode == 0, done.stderr
+    assert "backend cpu" in done.stdout and "no GPU visible to JAX" in done.stdout and "✓ device_status" in done.stdout
 
 
 def test_backfill_runs_a_job_quarter_by_quarter_in_order(synthetic_layout, capsys):

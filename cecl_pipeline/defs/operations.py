@@ -94,8 +94,8 @@ def checkpoint_cleanup(context: dg.AssetExecutionContext, config: CleanupConfig)
         say(context, f"{'deleting' if config.delete else 'would delete'} {policy.path} ({policy.bytes / 2**20:.1f} MiB)")
         if config.delete:
             policy.store.remove_quarter(policy.quarter)
-    say(context, f"{len(stale)} quarter(s) {'deleted' if config.delete else 'to delete; run again with delete=true (cecl clean-old-checkpoints --yes) to delete them'}; "
-                 f"kept the newest {config.keep} per base model")
+    outcome = "deleted" if config.delete else "to delete; run again with delete=true (cecl clean-old-checkpoints --yes) to delete them"
+    say(context, f"{len(stale)} quarter(s) {outcome}; kept the newest {config.keep} per base model")
     table = "\n".join(["| policy | quarter | MiB |", "|---|---|---:|"] + [
         f"| {p.store.root.name} | {p.quarter} | {p.bytes / 2**20:.1f} |" for p in stale])
     return dg.MaterializeResult(metadata={

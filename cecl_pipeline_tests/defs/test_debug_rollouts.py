@@ -1,8 +1,6 @@
 """debug-nco: debug_rollouts[Q] on a real instance and through the CLI, scored exactly as training scores."""
 
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -12,6 +10,7 @@ from cecl_pipeline.defs.debug import debug_dir
 from cecl_pipeline.forecast.debug_rollouts import rollouts_markdown, summary_line
 from cecl_pipeline.grpo.rewards import RewardConfig, score
 from cecl_pipeline.defs.runs import run_assets
+from cecl_pipeline_tests.cecl_command import cecl
 from cecl_pipeline_tests.defs.policy_inputs import build_inputs, run_log, use_inputs
 
 
@@ -42,8 +41,7 @@ def test_before_training_the_base_model_answers_and_each_answer_is_scored_as_in_
 
 
 def debug_nco(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([os.path.join(os.path.dirname(sys.executable), "cecl"), "debug-nco", *args], capture_output=True, text=True,
-                          timeout=600, env=dict(os.environ))
+    return cecl("debug-nco", *args)
 
 
 def test_debug_nco_prints_the_table_and_refuses_a_quarter_without_prompts(env):

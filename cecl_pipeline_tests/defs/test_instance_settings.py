@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -10,6 +9,7 @@ import yaml
 
 from cecl_pipeline.cli import prepare_dagster_home
 from cecl_pipeline.settings import PROJECT_ROOT, instance_yaml
+from cecl_pipeline_tests.cecl_command import CECL
 
 
 def settings(name: str) -> dict:
@@ -58,8 +58,7 @@ def test_a_dagster_yaml_of_the_users_own_is_left_alone(tmp_path, monkeypatch):
 
 def test_commands_started_together_on_a_new_instance_all_succeed_and_leave_it_usable():
     """Each would create the new instance's tables; unserialised, some crashed and the instance never opened again."""
-    cecl = str(Path(sys.executable).with_name("cecl"))
-    commands = [subprocess.Popen([cecl, "gpu-status"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    commands = [subprocess.Popen([CECL, "gpu-status"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(4)]
     outputs = [command.communicate(timeout=300)[0] for command in commands]
     assert [command.returncode for command in commands] == [0] * 4, "\n".join(outputs)
     with dg.DagsterInstance.get() as instance:

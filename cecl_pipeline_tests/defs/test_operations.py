@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,10 +13,8 @@ import dagster as dg
 from cecl_pipeline.defs.runs import run_assets
 from cecl_pipeline.grpo.monitor import training_in_progress
 from cecl_pipeline.grpo.policy_store import REMOVING, PolicyStore
+from cecl_pipeline_tests.cecl_command import CECL
 from cecl_pipeline_tests.fake_training import fake_policy_store
-
-CECL = str(Path(sys.executable).with_name("cecl"))
-
 
 def latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict:
     event = instance.get_latest_materialization_event(dg.AssetKey(asset))

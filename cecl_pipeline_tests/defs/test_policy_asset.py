@@ -19,6 +19,7 @@ from cecl_pipeline.defs.policy import JaxRuntime, killed_by_signal
 from cecl_pipeline.grpo.policy_store import PolicyStore
 from cecl_pipeline.llm.checkpoint import load_jax_checkpoint
 from cecl_pipeline.settings import PROJECT_ROOT
+from cecl_pipeline_tests.cecl_command import CECL
 from cecl_pipeline_tests.defs.dagster_dev import backfill_until_done, new_home, running_dagster_dev
 from cecl_pipeline_tests.defs.policy_inputs import BASE, SMALL, build_inputs, run_log, run_policy, use_inputs
 
@@ -115,7 +116,7 @@ def test_two_training_requests_at_once_run_one_at_a_time(env, tmp_path):
     """Two `cecl train-nco` processes on one instance: the gpu pool lets one training step run at a time."""
     home = new_home(tmp_path / "shared-home")  # a new instance: both commands find it without tables
     knobs = [arg for knob, value in SMALL.items() for arg in ("--set", f"{knob}={value}")]
-    requests = [subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "cecl"), "train-nco", "--first", quarter, *knobs],
+    requests = [subprocess.Popen([CECL, "train-nco", "--first", quarter, *knobs],
                                  env={**os.environ, "DAGSTER_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                 for quarter in ("2019Q2", "2019Q3")]
     outputs = [request.communicate(timeout=600)[0] for request in requests]

@@ -1,0 +1,16 @@
+"""The installed `cecl` console script, run as its own process.
+
+Commands whose runs import JAX are tested this way rather than through ``main()`` under capsys:
+in process, pytest's own output capture was found closed after such runs, and later tests failed.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+CECL = str(Path(sys.executable).with_name("cecl"))
+
+
+def cecl(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``cecl ARGS`` in this test's environment (DAGSTER_HOME, data and checkpoint folders); output as text."""
+    return subprocess.run([CECL, *args], capture_output=True, text=True, timeout=timeout)
