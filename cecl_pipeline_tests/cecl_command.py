@@ -1,7 +1,8 @@
 """The installed `cecl` console script, run as its own process.
 
-Commands whose runs import JAX are tested this way rather than through ``main()`` under capsys:
-in process, pytest's own output capture was found closed after such runs, and later tests failed.
+Commands that run JAX in a Dagster run are tested this way rather than through ``main()`` under
+capsys: in process, pytest's own output capture was found closed afterwards, and later tests on the
+same worker failed.
 """
 
 import subprocess

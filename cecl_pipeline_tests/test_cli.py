@@ -13,6 +13,7 @@ from cecl_pipeline_tests.cecl_command import CECL, cecl
 from cecl_pipeline_tests.conftest import SHARED_DATA
 from cecl_pipeline_tests.fake_training import fake_policy_store
 
+
 def subcommands():
     parser = build_parser()
     action = next(a for a in parser._actions if a.dest == "command")

@@ -61,10 +61,12 @@ class PolicyStore:
     def remove_quarter(self, quarter: str) -> None:
         """Delete a quarter's policy so that an interruption never leaves something that passes for one."""
         self.manifest_path(quarter).unlink(missing_ok=True)  # from here on the quarter is no policy, whatever happens next
-        removing = self.root / REMOVING / quarter
-        removing.parent.mkdir(exist_ok=True)
-        self.quarter_dir(quarter).rename(removing)
-        shutil.rmtree(removing.parent)  # also what an interrupted earlier removal left
+        trash = self.root / REMOVING
+        if trash.exists():  # an interrupted earlier removal; it may hold this very quarter, retrained since
+            shutil.rmtree(trash)
+        trash.mkdir()
+        self.quarter_dir(quarter).rename(trash / quarter)
+        shutil.rmtree(trash)
 
 
 # Outside the <Q>/ pattern, so nothing reads a half-removed quarter as a policy or a training.
@@ -87,7 +89,7 @@ def stale_policies(grpo_root: Path, keep: int) -> list[StalePolicy]:
     if keep < 1:
         raise ValueError(f"keep must be at least 1 (the newest policy warm-starts the next quarter), got {keep}")
     stale = []
-    for store in map(PolicyStore, sorted(p for p in Path(grpo_root).glob("*/") if p.is_dir())):
+    for store in map(PolicyStore, sorted(Path(grpo_root).glob("*/"))):
         for quarter in store.quarters()[:-keep]:
             size = sum(f.stat().st_size for f in store.quarter_dir(quarter).rglob("*") if f.is_file())
             stale.append(StalePolicy(store, quarter, size))

@@ -58,6 +58,11 @@ def test_a_removal_cut_short_leaves_nothing_that_passes_for_a_policy_and_the_nex
     store.remove_quarter("2019Q2")
     assert sorted(p.name for p in store.root.iterdir()) == ["2019Q3", "2019Q4"]
 
+    # The same quarter again, retrained since an earlier removal of it was cut short.
+    (store.root / REMOVING / "2019Q3" / "member-0").mkdir(parents=True)
+    store.remove_quarter("2019Q3")
+    assert sorted(p.name for p in store.root.iterdir()) == ["2019Q4"]
+
 
 def test_monitor_follows_a_member_until_it_finishes(instance):
     store = fake_policy_store(checkpoints(), [], training="2019Q2")
