@@ -22,6 +22,10 @@ Where the two differ by design, and what that costs (printed in the breakdown):
 - Both skip the old-log-prob pass when one generation feeds one update (ours: ``grpo/rollout.py``),
   and both compute the head on the completion positions only. The breakdown still times that
   pass alone, as a ppo_epochs > 1 run pays it.
+- Ours computes each prompt once per group of G: one prefill per prompt when sampling, and in the
+  update one pass over the prompt into a KV cache that its G completions attend to (same logits and
+  gradients; tested in ``cecl_pipeline_tests/grpo/test_policy.py``). TRL repeats every prompt G
+  times in both. With these shapes that is most of our lead.
 - TRL turns gradient checkpointing on by default; it is off here, as ours (``remat``) is off.
   ``--trl-gradient-checkpointing`` restores TRL's default.
 - Rewards: ours scores the completions with the NCO reward; TRL gets a trivial Python function.
@@ -32,12 +36,14 @@ optimizer). The two alternate, one step each (ours runs from TRL's ``on_step_end
 timed window), so that load from other processes hits both alike; torch's OpenMP threads suffer
 far more from a busy core than XLA's pool does, so run it on an otherwise idle machine. Both
 exclude the first ``--warmup`` steps (JAX compilation, torch's first allocations) and report the
-median. Update MFU: ``update_flops(config, 16, 192, 64)`` from
-``cecl_pipeline/llm/flops.py`` (forward + backward = 3x forward, 191 tokens fed with full 191x191
-attention, head on the 64 completion positions), the same model FLOPs for both sides, over the update's median time, beside a
-float32 2048^2 matmul peak measured in this run (before and after the steps; the better of the
-two). Our update is timed alone by calling the jitted ``trainer.update`` on a rollout; TRL's is
-its step time minus ``_generate_and_score_completions``. The last line says how many cores other
+median. Update MFU: FLOPs from ``cecl_pipeline/llm/flops.py``, forward + backward = 3x forward,
+over the update's median time, beside a float32 2048^2 matmul peak measured in this run (before
+and after the steps; the better of the two). Each side is charged what it computes: TRL,
+``update_flops(config, 16, 192, 64)`` (191 tokens fed per row with full 191x191 attention, head on
+the 64 completion positions); ours, ``grouped_update_flops(config, 16, 192, 64, 8)`` (each group's
+prompt once into a KV cache, then every completion against it; ``grpo/policy.py``). Our update is
+timed alone by calling the jitted ``trainer.update`` on a rollout; TRL's is its step time minus
+``_generate_and_score_completions``. The last line says how many cores other
 processes kept busy meanwhile (from /proc/stat); anything above ~0.1 makes the figures unreliable.
 """
 
@@ -68,7 +74,7 @@ from cecl_pipeline.grpo.trainer import GRPOConfig, GRPOTrainer
 from cecl_pipeline.llm.chat_template import ChatTemplate
 from cecl_pipeline.llm.config import NAMED_CONFIGS, Qwen3Config
 from cecl_pipeline.llm.corpus import prompt_corpus
-from cecl_pipeline.llm.flops import decode_flops, matmul_peak_flops, update_flops
+from cecl_pipeline.llm.flops import decode_flops, grouped_update_flops, matmul_peak_flops, update_flops
 from cecl_pipeline.llm.param_names import hf_to_flax
 from cecl_pipeline.llm.tokenizer import build_tokenizer, save_hf_tokenizer
 
@@ -192,7 +198,6 @@ class Ours:
         args, config, trainer, n, p = self.args, self.config, self.trainer, self.n, self.state["params"]
         prompt_tokens, prompt_valid = self.tokens[: args.prompts], self.valid[: args.prompts]
         key = jax.random.key(1)
-        rep = lambda x: np.repeat(x, args.group_size, 0)
 
         def run_rollout():
             return rollout(p, config, prompt_tokens, prompt_valid, self.targets[: args.prompts], self.tok, trainer.sampling, args.group_size,
@@ -209,8 +214,8 @@ class Ours:
             jax.block_until_ready(params)
 
         phases = {
-            "sample": lambda: generate(p, config, rep(prompt_tokens), rep(prompt_valid), trainer.sampling, key, n),
-            "old log-probs": lambda: completion_logprobs_jit(p, config, seqs, seq_valid, args.prompt_length).block_until_ready(),
+            "sample": lambda: generate(p, config, prompt_tokens, prompt_valid, trainer.sampling, key, n, args.group_size),
+            "old log-probs": lambda: completion_logprobs_jit(p, config, seqs, seq_valid, args.prompt_length, args.group_size).block_until_ready(),
             "rollout": run_rollout,
             "update": run_updates,
         }
@@ -223,7 +228,7 @@ class Ours:
         times, steps = self.phases(), self.times[args.warmup :]
         step = statistics.median(steps)
         width = args.prompt_length + args.new_tokens
-        flops_update = update_flops(config, n, width, args.new_tokens) * self.grpo.ppo_epochs
+        flops_update = grouped_update_flops(config, n, width, args.new_tokens, self.trainer.prompt_share) * self.grpo.ppo_epochs
         gf = lambda flops, s: f"{flops / s / 1e9:.0f} GFLOP/s"
         rest = times["rollout"] - times["sample"] - (times["old log-probs"] if self.trainer.reuses_rollouts else 0)
         print(f"ours: {step:.3f} s/step (median of {len(steps)}; spread {min(steps):.3f}-{max(steps):.3f}), "
@@ -341,9 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     peak = max(peak, peak_after)  # the better of the two: MFU errs low rather than high
     ours = ours.report(peak)
     theirs = report_trl(args, config, trl_run, peak) if trl_run else None
-    print(f"update MFU (model FLOPs {ours['update_flops'] / 1e9:.1f} GFLOP a step, over the {peak / 1e9:.0f} GFLOP/s matmul peak; "
-          f"{peak_after / 1e9:.0f} GFLOP/s measured again at the end): ours {100 * ours['mfu']:.1f}%"
-          + (f", TRL {100 * theirs['mfu']:.1f}%" if theirs else "") + f"; load {os.getloadavg()[0]:.1f}")
+    print(f"update MFU (over the {peak / 1e9:.0f} GFLOP/s matmul peak; {peak_after / 1e9:.0f} GFLOP/s measured again at the end): "
+          f"ours {100 * ours['mfu']:.1f}% of {ours['update_flops'] / 1e9:.1f} GFLOP a step (each prompt once per group)"
+          + (f", TRL {100 * theirs['mfu']:.1f}% of {theirs['update_flops'] / 1e9:.1f} GFLOP (every row whole)" if theirs else "")
+          + f"; load {os.getloadavg()[0]:.1f}")
     if theirs:
         ratio = theirs["step"] / ours["step"]
         print(f"ratio (TRL s/step / ours): {ratio:.2f}x, goal >= {GOAL_RATIO:.0f}x: {'MET' if ratio >= GOAL_RATIO else 'NOT MET'}; "

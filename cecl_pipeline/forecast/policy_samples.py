@@ -59,7 +59,7 @@ def sample_checkpoint(checkpoint_dir: Path | str, prompts: pd.DataFrame, env: st
     sampling = SamplingConfig(settings.max_new_tokens, settings.temperature, eos_token_ids=eos_ids, pad_token_id=pad_id)
     rng = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(settings.seed), to_ordinal(quarter)), member)
     repeat = settings.samples
-    sequences, sequence_valid = generate(params, model_config, np.repeat(tokens, repeat, 0), np.repeat(valid, repeat, 0), sampling, rng, settings.batch)
+    sequences, sequence_valid = generate(params, model_config, tokens, valid, sampling, rng, settings.batch, repeat)
     width = tokens.shape[1]
     completions = decode_completions(sequences, sequence_valid, width, template.tokenizer, pad_id)
     rewards = RewardConfig(strict_single=env == "nco_single")

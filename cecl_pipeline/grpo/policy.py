@@ -2,7 +2,8 @@
 
 Whole sequences (SFT): column t scores token t+1 given tokens ≤ t, so a sequence of width L yields
 L−1 columns; masks passed in are shifted the same way. Completions (GRPO): only the M tokens after
-the prompt are scored, [N, M], and the head runs on those positions only. Log-softmax runs in
+the prompt are scored, [N, M], and the head runs on those positions only; rows that come in runs of
+one prompt (a GRPO group) compute that prompt once. Log-softmax runs in
 float32 whatever the model's compute dtype, since the PPO ratio exponentiates differences of these numbers.
 """
 
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 
 from cecl_pipeline.llm.config import Qwen3Config
 from cecl_pipeline.llm.model import Qwen3, positions_from_valid
+from cecl_pipeline.llm.sampler import prefill
 
 
 def next_token_logprobs(logits: jax.Array, tokens: jax.Array) -> jax.Array:
@@ -31,10 +33,21 @@ def sequence_logprobs(params, config: Qwen3Config, tokens: jax.Array, valid: jax
     return next_token_logprobs(policy_logits(params, config, tokens, valid), tokens)
 
 
-def completion_logits(params, config: Qwen3Config, tokens: jax.Array, valid: jax.Array, prompt_width: int) -> jax.Array:
-    """Logits [N, M, V] scoring the M = L − prompt_width completion tokens of ``tokens`` [N, L] (the head runs on those only)."""
+def completion_logits(params, config: Qwen3Config, tokens: jax.Array, valid: jax.Array, prompt_width: int, share: int = 1) -> jax.Array:
+    """Logits [N, M, V] scoring the M = L − prompt_width completion tokens of ``tokens`` [N, L] (the head runs on those only).
+
+    ``share`` (static): rows come in runs of ``share`` with the same prompt columns, as a rollout's
+    G completions of one prompt do. Each run's prompt is then run once into a KV cache, which its
+    completions attend to: the same logits as ``share=1``, with the prompt's share of the forward
+    and backward divided by ``share``.
+    """
+    if tokens.shape[0] % share:
+        raise ValueError(f"{tokens.shape[0]} rows do not come in runs of {share} (share)")
+    model = Qwen3(config)
     positions = positions_from_valid(valid)
-    logits, _ = Qwen3(config).apply({"params": params}, tokens[:, :-1], positions[:, :-1], valid[:, :-1], logits_from=prompt_width - 1)
+    first = prompt_width - 1  # the last prompt token's output scores the first completion token
+    cache = prefill(model, params, tokens[::share, :first], valid[::share, :first], tokens.shape[1] - 1, share)
+    logits, _ = model.apply({"params": params}, tokens[:, first:-1], positions[:, first:-1], valid[:, first:-1], cache=cache, cache_index=first)
     return logits
 
 
@@ -44,13 +57,13 @@ def token_logprobs(logits: jax.Array, tokens: jax.Array) -> jax.Array:
     return jnp.take_along_axis(log_probs, tokens[..., None], axis=-1)[..., 0]
 
 
-def completion_logprobs(params, config: Qwen3Config, tokens: jax.Array, valid: jax.Array, prompt_width: int) -> jax.Array:
-    """Log-probs [N, M] of the completion tokens ``tokens[:, prompt_width:]`` under the policy."""
-    return token_logprobs(completion_logits(params, config, tokens, valid, prompt_width), tokens[:, prompt_width:])
+def completion_logprobs(params, config: Qwen3Config, tokens: jax.Array, valid: jax.Array, prompt_width: int, share: int = 1) -> jax.Array:
+    """Log-probs [N, M] of the completion tokens ``tokens[:, prompt_width:]`` under the policy (``share`` as in ``completion_logits``)."""
+    return token_logprobs(completion_logits(params, config, tokens, valid, prompt_width, share), tokens[:, prompt_width:])
 
 
-# One compiled copy shared by rollouts and the reference-model pass (the config and prompt width are static).
-completion_logprobs_jit = jax.jit(completion_logprobs, static_argnums=(1, 4))
+# One compiled copy shared by rollouts and the reference-model pass (the config, prompt width and share are static).
+completion_logprobs_jit = jax.jit(completion_logprobs, static_argnums=(1, 4, 5))
 
 
 def completion_mask(prompt_width: int, sequence_valid: jax.Array) -> jax.Array:

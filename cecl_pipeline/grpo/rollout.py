@@ -9,6 +9,7 @@ and the extra forward pass is skipped (as TRL does).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import jax
@@ -43,11 +44,20 @@ class Rollout:
         return arrays if self.old_logprobs is None else {**arrays, "old_logprobs": self.old_logprobs[rows]}
 
 
-def generate(params, config: Qwen3Config, tokens: np.ndarray, valid: np.ndarray, sampling: SamplingConfig, rng: jax.Array, chunk: int):
-    """Sample in chunks of ``chunk`` rows (the inference batch); returns sequences and their validity."""
+def generate(params, config: Qwen3Config, tokens: np.ndarray, valid: np.ndarray, sampling: SamplingConfig, rng: jax.Array, chunk: int,
+             group_size: int = 1):
+    """``group_size`` completions of each prompt row, sampled ``chunk`` completions at a time (the inference batch).
+
+    Returns sequences and their validity, in runs of ``group_size`` rows per prompt. Within a chunk,
+    the completions of one prompt share its prefill.
+    """
+    share = math.gcd(chunk, group_size)  # completions of one prompt that always land in the same chunk
+    tokens, valid = np.repeat(tokens, group_size // share, 0), np.repeat(valid, group_size // share, 0)
+    rows = chunk // share
     sequences, sequence_valid = [], []
-    for i, start in enumerate(range(0, len(tokens), chunk)):
-        result = sample(params, config, tokens[start : start + chunk], valid[start : start + chunk], sampling, jax.random.fold_in(rng, i))
+    for i, start in enumerate(range(0, len(tokens), rows)):
+        result = sample(params, config, tokens[start : start + rows], valid[start : start + rows], sampling, jax.random.fold_in(rng, i),
+                        group_size=share)
         sequences.append(np.asarray(result.sequences))
         sequence_valid.append(np.asarray(result.sequence_valid))
     return np.concatenate(sequences), np.concatenate(sequence_valid)
@@ -64,11 +74,11 @@ def rollout(params, config: Qwen3Config, tokens: np.ndarray, valid: np.ndarray, 
             rng: jax.Array, chunk: int, old_logprobs: bool = True) -> Rollout:
     """G completions for each of the prompts ``tokens`` [g, P], scored against ``targets`` [g]."""
     prompt_width = tokens.shape[1]
-    sequences, sequence_valid = generate(params, config, np.repeat(tokens, group_size, 0), np.repeat(valid, group_size, 0), sampling, rng, chunk)
+    sequences, sequence_valid = generate(params, config, tokens, valid, sampling, rng, chunk, group_size)
     completions = decode_completions(sequences, sequence_valid, prompt_width, tokenizer, sampling.pad_token_id)
     scored = score_batch(completions, np.repeat(targets, group_size).tolist(), rewards_config)
     rewards = jnp.asarray([r.total for r in scored], jnp.float32)
-    old = np.asarray(completion_logprobs_jit(params, config, sequences, sequence_valid, prompt_width)) if old_logprobs else None
+    old = np.asarray(completion_logprobs_jit(params, config, sequences, sequence_valid, prompt_width, group_size)) if old_logprobs else None
     return Rollout(
         sequences=sequences,
         sequence_valid=sequence_valid,

@@ -25,7 +25,7 @@ from cecl_pipeline.grpo.policy import completion_logits, completion_logprobs_jit
 from cecl_pipeline.grpo.rewards import RewardConfig
 from cecl_pipeline.grpo.rollout import Rollout, rollout
 from cecl_pipeline.llm.config import Qwen3Config
-from cecl_pipeline.llm.flops import device_peak_flops, matmul_peak_flops, mfu, update_flops
+from cecl_pipeline.llm.flops import device_peak_flops, grouped_update_flops, matmul_peak_flops, mfu
 from cecl_pipeline.llm.sampler import SamplingConfig
 from cecl_pipeline.panel.prompts import ENVS
 
@@ -74,6 +74,9 @@ class GRPOTrainer:
             raise ValueError("loss.beta > 0 needs reference_params (the frozen starting policy)")
         whole_groups = config.ppo_minibatch % config.group_size == 0
         self.loss_group_size = config.group_size if whole_groups and config.loss.drop_zero_advantage_groups else None
+        # Minibatches of whole groups keep each prompt's G completions in adjacent rows (see
+        # ``minibatches``), so the update can run each prompt once for all of them.
+        self.prompt_share = config.group_size if whole_groups else 1
         self.update = jax.jit(self._update)
 
     def init_state(self, params) -> dict:
@@ -84,7 +87,7 @@ class GRPOTrainer:
         prompt_width = sequences.shape[1] - batch["mask"].shape[1]
 
         def loss_fn(p):
-            logits = completion_logits(p, self.model_config, sequences, batch["sequence_valid"], prompt_width)
+            logits = completion_logits(p, self.model_config, sequences, batch["sequence_valid"], prompt_width, self.prompt_share)
             new = token_logprobs(logits, sequences[:, prompt_width:])
             old = batch["old_logprobs"] if "old_logprobs" in batch else jax.lax.stop_gradient(new)
             loss, metrics = grpo_loss(new, old, ref_logprobs, batch["advantages"], batch["mask"], self.config.loss, self.loss_group_size)
@@ -104,7 +107,7 @@ class GRPOTrainer:
                         self.sampling, c.group_size, c.rewards, c.loss.advantage_scale, rollout_key, c.inference_batch_per_device,
                         old_logprobs=self.reuses_rollouts)
         ref = None if c.loss.beta == 0 else np.asarray(completion_logprobs_jit(self.reference_params, self.model_config, batch.sequences,
-                                                                                batch.sequence_valid, self.tokens.shape[1]))
+                                                                                batch.sequence_valid, self.tokens.shape[1], c.group_size))
         params, opt_state, updates = state["params"], state["opt_state"], []
         update_started = time.perf_counter()
         for epoch in range(c.ppo_epochs):
@@ -138,9 +141,9 @@ class GRPOTrainer:
         return device_peak_flops() or matmul_peak_flops()
 
     def update_mfu(self, batch: Rollout, seconds: float) -> float:
-        """Model FLOPs utilisation of the PPO updates (forward + backward over every sequence, every epoch)."""
+        """Model FLOPs utilisation of the PPO updates (forward + backward, each group's prompt once, every epoch)."""
         rows, width = batch.sequences.shape
-        flops = update_flops(self.model_config, rows, width, batch.mask.shape[1])
+        flops = grouped_update_flops(self.model_config, rows, width, batch.mask.shape[1], self.prompt_share)
         return mfu(self.config.ppo_epochs * flops, seconds, self.peak_flops)
 
     def metrics(self, state: dict, batch: Rollout, updates: list[dict], seconds: float, update_seconds: float) -> dict:

@@ -11,7 +11,10 @@ attention term is QK^T plus weights·V against ``context`` keys. A whole-sequenc
 (training, or recomputing log-probs) computes every query against all L keys and masks afterwards,
 so its context is L for every token (the PaLM convention; a causal kernel would do about half).
 ``forward_flops`` counts the head on every token; ``update_flops`` counts it on the completion
-positions only, as the GRPO update (ours, and TRL's ``logits_to_keep``) computes it. Training
+positions only, as a GRPO update that recomputes whole sequences (TRL's, with ``logits_to_keep``)
+does. ``grouped_update_flops`` counts what ours computes: each prompt once per group into a KV cache
+(its tokens attending to the prompt only, and in the last layer needing only their keys and
+values), then every completion against that cache. Training
 (forward + backward) is 3x the forward: the backward computes gradients for both activations and weights.
 
 Peaks: ``matmul_peak_flops`` measures a float32 square matmul on the default JAX device in this
@@ -82,6 +85,24 @@ def update_flops(config: Qwen3Config, rows: int, width: int, completion: int) ->
     fed = width - 1
     body = rows * fed * (forward_flops_per_token(config, fed) - head_flops_per_token(config))
     return 3 * (body + rows * completion * head_flops_per_token(config))
+
+
+def grouped_update_flops(config: Qwen3Config, rows: int, width: int, completion: int, share: int) -> int:
+    """Forward + backward FLOPs of our GRPO update (``grpo.policy.completion_logits``) on ``rows`` sequences in runs of ``share`` per prompt.
+
+    Each run's prompt, less its last token, is fed once at its own context; each row then feeds the
+    last prompt token and all completion tokens but the last, at context width − 1, with the head.
+    """
+    prompt = width - completion - 1
+    prompt_body = rows // share * prompt * cache_only_flops_per_token(config, prompt)
+    return 3 * (prompt_body + rows * completion * forward_flops_per_token(config, width - 1))
+
+
+def cache_only_flops_per_token(config: Qwen3Config, context: int) -> int:
+    """Forward FLOPs of a token fed only for its cached keys and values: every layer but the last, then the last one's k/v projections."""
+    c = config
+    per_layer = (forward_flops_per_token(c, context) - head_flops_per_token(c)) // c.num_hidden_layers
+    return (c.num_hidden_layers - 1) * per_layer + 2 * 2 * c.hidden_size * c.num_key_value_heads * c.head_dim
 
 
 def decode_flops(config: Qwen3Config, batch: int, prompt: int, steps: range) -> int:

@@ -2,10 +2,11 @@
 
 ``sample(params, config, prompt_tokens, prompt_valid, SamplingConfig(...), rng)`` takes a left-padded
 prompt batch (every row at least one real token) and returns the new tokens, their log-probs and
-the completion lengths. The decode loop is a ``lax.while_loop`` in the same jit as the prefill: no
+the completion lengths. With ``group_size=G`` it draws G completions of every prompt (a GRPO group)
+and computes each prompt's prefill once, not G times. The decode loop is a ``lax.while_loop`` in the same jit as the prefill: no
 Python work per token, and the loop exits as soon as every row has emitted an EOS.
 
-Shapes: B batch, P prompt width, N = max_new_tokens, V vocab.
+Shapes: B batch (prompts × group_size), P prompt width, N = max_new_tokens, V vocab.
 """
 
 from __future__ import annotations
@@ -67,24 +68,29 @@ class SampleResult(NamedTuple):
 
 
 def sample(params, config: Qwen3Config, prompt_tokens, prompt_valid, sampling: SamplingConfig, rng: jax.Array,
-           return_logits: bool = False) -> SampleResult:
+           return_logits: bool = False, group_size: int = 1) -> SampleResult:
     """Generate up to ``sampling.max_new_tokens`` per row of a left-padded prompt batch, reproducibly from ``rng``.
 
-    Compiled once per (config, sampling, shapes, return_logits); later calls reuse the executable.
+    ``group_size`` G samples every prompt G times: result rows come in runs of G, row i from prompt
+    i // G, exactly as for the prompts repeated G times, with one prefill per prompt.
+    Compiled once per (config, sampling, shapes, return_logits, group_size); later calls reuse the executable.
     """
     prompt_tokens = jnp.asarray(prompt_tokens, jnp.int32)
     prompt_valid = jnp.asarray(prompt_valid, bool)
-    return _sample_jit(params, prompt_tokens, prompt_valid, rng, config=config, sampling=sampling, return_logits=return_logits)
+    return _sample_jit(params, prompt_tokens, prompt_valid, rng, config=config, sampling=sampling, return_logits=return_logits,
+                       group_size=group_size)
 
 
-def _sample_impl(params, prompt_tokens, prompt_valid, rng, *, config, sampling, return_logits) -> SampleResult:
+def _sample_impl(params, prompt_tokens, prompt_valid, rng, *, config, sampling, return_logits, group_size) -> SampleResult:
     model = Qwen3(config)
-    batch, width = prompt_tokens.shape
+    width = prompt_tokens.shape[1]
     steps = sampling.max_new_tokens
     # The prefill leaves out the last prompt column, so it computes no logits at all (XLA drops the
     # unused [B, P, V] head); the loop's first step feeds that column. Left padding: it is every
     # row's last real token, at position length - 1.
-    cache = _prefill(model, params, prompt_tokens[:, :-1], prompt_valid[:, :-1], width + steps - 1)
+    cache = prefill(model, params, prompt_tokens[:, :-1], prompt_valid[:, :-1], width + steps - 1, group_size)
+    prompt_tokens, prompt_valid = (jnp.repeat(x, group_size, axis=0) for x in (prompt_tokens, prompt_valid))
+    batch = prompt_tokens.shape[0]
     last_position = prompt_valid.sum(axis=1, dtype=jnp.int32) - 1
 
     def body(carry):
@@ -105,17 +111,21 @@ def _sample_impl(params, prompt_tokens, prompt_valid, rng, *, config, sampling, 
     return _result(prompt_tokens, prompt_valid, out, sampling)
 
 
-def _prefill(model, params, tokens, valid, cache_length) -> KVCache:
+def prefill(model, params, tokens, valid, cache_length: int, repeat: int = 1) -> KVCache:
     """A cache of ``cache_length`` slots holding the prompt's keys and values; the logits are discarded.
 
     The prompt runs against a cache of its own width, so that its attention skips the empty slots
-    (~10% of the prefill); the empty slots are appended afterwards.
+    (~10% of the prefill); the empty slots are appended afterwards. ``repeat`` repeats every row of
+    the finished cache that many times (row i serves rows i·repeat … i·repeat + repeat − 1), so a
+    prompt shared by a group is computed once; under ``jax.grad`` the gradients of the copies add up.
     """
     batch, width = tokens.shape
     if width == 0:
-        return KVCache.empty(model.config, batch, cache_length)
+        return KVCache.empty(model.config, batch * repeat, cache_length)
     _, cache = model.apply({"params": params}, tokens, positions_from_valid(valid), valid,
                            cache=KVCache.empty(model.config, batch, width), cache_index=0)
+    if repeat > 1:
+        cache = jax.tree_util.tree_map(lambda x: jnp.repeat(x, repeat, axis=0), cache)
     return _append_slots(cache, model.config, cache_length - width)
 
 
@@ -168,7 +178,7 @@ def _result(prompt_tokens, prompt_valid, out, sampling) -> SampleResult:
                         jnp.concatenate([prompt_valid, new_valid], axis=1), step_logits[0] if step_logits else None)
 
 
-_sample_jit = jax.jit(_sample_impl, static_argnames=("config", "sampling", "return_logits"))
+_sample_jit = jax.jit(_sample_impl, static_argnames=("config", "sampling", "return_logits", "group_size"))
 
 
 # --- token choice ---------------------------------------------------------------------------------------------

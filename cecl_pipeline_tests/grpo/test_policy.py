@@ -40,6 +40,31 @@ def test_sampler_logprobs_equal_recomputed_completion_logprobs():
     assert np.abs(np.asarray(completion) - np.asarray(recomputed)[:, ids.shape[1] - 1 :])[scored].max() < 1e-5
 
 
+def test_a_group_computes_its_prompt_once_with_the_same_logprobs_and_gradients():
+    """share=G (each prompt run once into a cache its G completions attend to) against every row on its own."""
+    reference = reference_model(2, False)
+    config, params = our_config(reference), our_params(reference)
+    ids, valid = left_padded_batch([9, 4], config.vocab_size)
+    group = 3
+    result = sample(params, config, ids, valid, SamplingConfig(7, eos_token_ids=tuple(range(0, config.vocab_size, 6))), jax.random.key(1), group_size=group)
+    sequences, sequence_valid, width = result.sequences, result.sequence_valid, ids.shape[1]
+    scored = np.asarray(sequence_valid[:, width:])
+    assert not scored.all()  # some completions stopped early: padding inside the group
+
+    def weighted_sum(p, share):
+        return (completion_logprobs(p, config, sequences, sequence_valid, width, share) * scored).sum()
+
+    shared, alone = (completion_logprobs(params, config, sequences, sequence_valid, width, share) for share in (group, 1))
+    full = np.asarray(sequence_logprobs(params, config, sequences, sequence_valid))[:, width - 1 :]
+    assert np.abs(np.asarray(shared) - np.asarray(alone))[scored].max() < 1e-5
+    assert np.abs(np.asarray(shared) - full)[scored].max() < 1e-5
+    grads_shared, grads_alone = (jax.grad(weighted_sum)(params, share) for share in (group, 1))
+    gaps = jax.tree_util.tree_map(lambda a, b: float(jnp.abs(a - b).max() / (jnp.abs(b).max() + 1e-12)), grads_shared, grads_alone)
+    assert max(jax.tree_util.tree_leaves(gaps)) < 1e-4
+    embed = np.asarray(grads_shared["embed_tokens"]["embedding"])
+    assert np.abs(embed[np.unique(np.asarray(ids)[:, :-1])]).max() > 0  # the prompt tokens got gradient through the shared cache
+
+
 def test_a_few_sft_steps_lower_the_loss_on_a_fixed_batch():
     config = NAMED_CONFIGS["tiny"].replace(num_hidden_layers=2, vocab_size=128)
     params = init_params(config, seed=0)

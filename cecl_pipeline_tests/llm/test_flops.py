@@ -28,6 +28,12 @@ def test_hand_count_of_a_small_config():
     # a GRPO update on 3 rows of width 5 scoring 2 completion tokens: 4 tokens fed at 4 keys, the head (2 x 10 x 4) on 2
     body_per_token = 2 * 328 + 4 * 2 * 2 * 3 * 4 - 80
     assert flops.update_flops(SMALL, rows=3, width=5, completion=2) == 3 * (3 * 4 * body_per_token + 3 * 2 * 80)
+    # the same 3 rows sharing one 3-token prompt: its first 2 tokens fed once at 2 keys, for their keys and values
+    # only (layer 1 in full, 2 x 144 + 2 x 2 x 3 x 2 x 2; layer 2's k and v, 2 x 24); then per row the last prompt
+    # token and the first completion token at 4 keys, with the head
+    cache_only = 2 * 144 + 2 * 2 * 3 * 2 * 2 + 2 * 24
+    assert flops.cache_only_flops_per_token(SMALL, 2) == cache_only
+    assert flops.grouped_update_flops(SMALL, rows=3, width=5, completion=2, share=3) == 3 * (2 * cache_only + 3 * 2 * (2 * 328 + 4 * 2 * 2 * 3 * 4))
     # decoding after a 4-token prompt: steps 1 and 2 attend to 5 and 6 keys
     assert flops.decode_flops(SMALL, batch=3, prompt=4, steps=range(1, 3)) == 3 * (896 + 2 * 328 + 4 * 2 * 2 * 3 * 6)
 
@@ -58,6 +64,23 @@ def test_forward_count_is_close_to_xlas_cost_analysis():
     analysis = forward.lower(params, tokens).compile().cost_analysis()
     analysis = analysis[0] if isinstance(analysis, list) else analysis
     ratio = analysis["flops"] / flops.forward_flops(config, batch * length, length)
+    assert 1.0 <= ratio < 1.1
+
+
+@pytest.mark.parametrize("share", [1, 4])
+def test_grouped_update_count_is_close_to_xlas_cost_analysis(share):
+    """The forward of ``completion_logits`` (a prompt run once per group, completions against its cache) is a third of the count."""
+    from cecl_pipeline.grpo.policy import completion_logits
+
+    config = Qwen3Config(vocab_size=256, hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, head_dim=16)
+    params = init_params(config)
+    rows, width, completion = 8, 48, 16
+    tokens, valid = jnp.zeros((rows, width), jnp.int32), jnp.ones((rows, width), bool)
+    forward = jax.jit(lambda p, t: completion_logits(p, config, t, valid, width - completion, share))
+    analysis = forward.lower(params, tokens).compile().cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, list) else analysis
+    ratio = analysis["flops"] / (flops.grouped_update_flops(config, rows, width, completion, share) / 3)
     assert 1.0 <= ratio < 1.1
 
 

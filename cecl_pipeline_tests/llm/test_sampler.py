@@ -220,3 +220,17 @@ def test_sampling_config_validates_and_hashes():
         SamplingConfig(4, top_p=0.0)
     assert SamplingConfig(4, eos_token_ids=[1, 2]) == SamplingConfig(4, eos_token_ids=(1, 2))
     assert hash(SamplingConfig(4, eos_token_ids=[1, 2])) == hash(SamplingConfig(4, eos_token_ids=(1, 2)))
+
+
+def test_a_group_samples_as_its_repeated_prompts_do():
+    """group_size=G (one prefill per prompt) draws what the prompts repeated G times draw, row for row."""
+    config, params = tiny()
+    ids, valid = prompts()
+    sampling = SamplingConfig(12, temperature=1.0, eos_token_ids=(2,))
+    grouped = sample(params, config, ids, valid, sampling, jax.random.key(6), return_logits=True, group_size=3)
+    repeated = sample(params, config, np.repeat(ids, 3, 0), np.repeat(valid, 3, 0), sampling, jax.random.key(6), return_logits=True)
+    assert grouped.tokens.shape == (3 * len(LENGTHS), 12)
+    for field in ("tokens", "lengths", "sequences", "sequence_valid"):
+        assert (np.asarray(getattr(grouped, field)) == np.asarray(getattr(repeated, field))).all(), field
+    assert np.abs(np.asarray(grouped.step_logits) - np.asarray(repeated.step_logits)).max() < 1e-5
+    assert len({tuple(row) for row in np.asarray(grouped.tokens)[:3]}) > 1  # a group's completions differ
