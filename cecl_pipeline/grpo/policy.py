@@ -46,8 +46,8 @@ def completion_logits(params, config: Qwen3Config, tokens: jax.Array, valid: jax
     model = Qwen3(config)
     positions = positions_from_valid(valid)
     first = prompt_width - 1  # the last prompt token's output scores the first completion token
-    cache = prefill(model, params, tokens[::share, :first], valid[::share, :first], tokens.shape[1] - 1, share)
-    logits, _ = model.apply({"params": params}, tokens[:, first:-1], positions[:, first:-1], valid[:, first:-1], cache=cache, cache_index=first)
+    cache = prefill(model, params, tokens[::share, :first], valid[::share, :first], tokens.shape[1] - prompt_width, share)
+    logits, _ = model.apply({"params": params}, tokens[:, first:-1], positions[:, first:-1], valid[:, first:-1], cache=cache, cache_index=0)
     return logits
 
 

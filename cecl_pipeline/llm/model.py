@@ -22,13 +22,21 @@ INIT_STD = 0.02  # HF's initializer_range for Qwen3
 
 
 class KVCache(flax.struct.PyTreeNode):
-    """Static-size key/value cache: slot s of row b holds a token iff ``valid[b, s]``."""
+    """Static-size key/value cache: slot s of row b holds a token iff ``valid[b, s]``.
+
+    An optional shared prefix comes before slot 0: keys and values that runs of R = B / B' adjacent
+    rows all attend to (a prompt and its G sampled completions), stored once per run and never
+    written. Attention reads it once per run, not once per row.
+    """
 
     # Heads outside slots, keys transposed: both attention products are then plain batched matmuls
     # over the cache as stored, with no per-step transpose copy of the whole cache.
     keys: tuple[jax.Array, ...]  # per layer [B, K, D, S]
     values: tuple[jax.Array, ...]  # per layer [B, K, S, D]
     valid: jax.Array  # [B, S] bool
+    shared_keys: tuple[jax.Array, ...] = ()  # per layer [B', K, D, Q]
+    shared_values: tuple[jax.Array, ...] = ()  # per layer [B', K, Q, D]
+    shared_valid: jax.Array | None = None  # [B', Q] bool
 
     @classmethod
     def empty(cls, config: Qwen3Config, batch: int, length: int) -> KVCache:
@@ -39,6 +47,11 @@ class KVCache(flax.struct.PyTreeNode):
     @property
     def length(self) -> int:
         return self.valid.shape[1]
+
+    def layer(self, i: int) -> tuple:
+        """Layer i's (keys, values, shared keys or None, shared values or None)."""
+        shared = (self.shared_keys[i], self.shared_values[i]) if self.shared_keys else (None, None)
+        return (self.keys[i], self.values[i], *shared)
 
 
 class RMSNorm(nn.Module):
@@ -87,7 +100,7 @@ class Attention(nn.Module):
     config: Qwen3Config
 
     @nn.compact
-    def __call__(self, x, positions, mask, cache_kv=None, cache_index=None):
+    def __call__(self, x, positions, mask, layer_cache=None, cache_index=None):
         c = self.config
         b, t, _ = x.shape
         h, k, d = c.num_attention_heads, c.num_key_value_heads, c.head_dim
@@ -97,18 +110,44 @@ class Attention(nn.Module):
         q = rope(RMSNorm(c.rms_norm_eps, c.dtype, c.param_dtype, name="q_norm")(q), positions, c.rope_theta)
         key = rope(RMSNorm(c.rms_norm_eps, c.dtype, c.param_dtype, name="k_norm")(key), positions, c.rope_theta)
         key, value = key.transpose(0, 2, 3, 1), value.transpose(0, 2, 1, 3)  # [B, K, D, T], [B, K, T, D]
-        if cache_kv is not None:  # write the new tokens into their slots, attend over the whole cache
-            cached_k, cached_v = cache_kv
+        shared_k = shared_v = None
+        if layer_cache is not None:  # write the new tokens into their slots, attend over the whole cache
+            cached_k, cached_v, shared_k, shared_v = layer_cache
             key = jax.lax.dynamic_update_slice(cached_k, key.astype(cached_k.dtype), (0, 0, 0, cache_index))
             value = jax.lax.dynamic_update_slice(cached_v, value.astype(cached_v.dtype), (0, 0, cache_index, 0))
         g = h // k
         grouped_q = q.reshape(b, t, k, g, d).transpose(0, 2, 3, 1, 4).reshape(b, k, g * t, d)  # [B, K, G*T, D]
-        scores = jnp.einsum("bkqd,bkds->bkqs", grouped_q, key.astype(q.dtype)).astype(jnp.float32) * d**-0.5
-        scores = jnp.where(mask[:, None, None, :, :], scores.reshape(b, k, g, t, -1), jnp.finfo(jnp.float32).min)  # [B, K, G, T, S]
+        scores = jnp.einsum("bkqd,bkds->bkqs", grouped_q, key.astype(q.dtype))  # [B, K, G*T, S]
+        if shared_k is not None:  # the shared prefix's slots first, as in the mask
+            scores = jnp.concatenate([_per_run(grouped_q, shared_k.astype(q.dtype), "bkqd,bkds->bkqs"), scores], axis=-1)
+        scores = scores.astype(jnp.float32) * d**-0.5
+        scores = jnp.where(mask[:, None, None, :, :], scores.reshape(b, k, g, t, -1), jnp.finfo(jnp.float32).min)  # [B, K, G, T, Q + S]
         weights = jax.nn.softmax(scores, axis=-1).astype(c.dtype).reshape(b, k, g * t, -1)
-        out = jnp.einsum("bkqs,bksd->bkqd", weights, value.astype(c.dtype))  # [B, K, G*T, D]
+        if shared_k is None:
+            out = jnp.einsum("bkqs,bksd->bkqd", weights, value.astype(c.dtype))  # [B, K, G*T, D]
+        else:
+            q_slots = shared_k.shape[-1]
+            out = (_per_run(weights[..., :q_slots], shared_v.astype(c.dtype), "bkqs,bksd->bkqd")
+                   + jnp.einsum("bkqs,bksd->bkqd", weights[..., q_slots:], value.astype(c.dtype)))
         out = out.reshape(b, k, g, t, d).transpose(0, 3, 1, 2, 4).reshape(b, t, h * d)
         return dense(c.hidden_size, c, "o_proj")(out), (key, value)
+
+
+def _per_run(rows: jax.Array, shared: jax.Array, equation: str) -> jax.Array:
+    """``einsum(equation, rows, shared)`` for rows [B, K, Q, X] against shared [B', K, X, Y] that runs of B / B' rows share.
+
+    Each run's rows are stacked along Q, so the shared operand is read once per run, in one larger matmul.
+    """
+    b, k, q, x = rows.shape
+    runs = shared.shape[0]
+    stacked = rows.reshape(runs, b // runs, k, q, x).transpose(0, 2, 1, 3, 4).reshape(runs, k, -1, x)
+    out = jnp.einsum(equation, stacked, shared)  # [B', K, R*Q, Y]
+    return out.reshape(runs, k, b // runs, q, -1).transpose(0, 2, 1, 3, 4).reshape(b, k, q, -1)
+
+
+def _rows_of_runs(x: jax.Array, rows: int) -> jax.Array:
+    """Per-run [B', ...] to per-row [B, ...]: run r covers rows r·R … r·R + R − 1."""
+    return jnp.repeat(x, rows // x.shape[0], axis=0)
 
 
 class MLP(nn.Module):
@@ -126,10 +165,10 @@ class Block(nn.Module):
     config: Qwen3Config
 
     @nn.compact
-    def __call__(self, x, positions, mask, cache_kv=None, cache_index=None):
+    def __call__(self, x, positions, mask, layer_cache=None, cache_index=None):
         c = self.config
         attended, kv = Attention(c, name="self_attn")(
-            RMSNorm(c.rms_norm_eps, c.dtype, c.param_dtype, name="input_layernorm")(x), positions, mask, cache_kv, cache_index
+            RMSNorm(c.rms_norm_eps, c.dtype, c.param_dtype, name="input_layernorm")(x), positions, mask, layer_cache, cache_index
         )
         x = x + attended
         x = x + MLP(c, name="mlp")(RMSNorm(c.rms_norm_eps, c.dtype, c.param_dtype, name="post_attention_layernorm")(x))
@@ -140,7 +179,8 @@ class Qwen3(nn.Module):
     """``apply(params, tokens, positions, valid, cache=None, cache_index=None, logits_from=0) -> (logits, cache)``.
 
     tokens, positions [B, T] int32; valid [B, T] bool (False on padding). With a cache, the T tokens
-    are written at slots ``cache_index … cache_index+T-1`` and attend to every valid earlier slot.
+    are written at slots ``cache_index … cache_index+T-1`` and attend to every valid earlier slot,
+    and to every valid slot of the cache's shared prefix.
     ``logits_from`` (static) skips the head for positions before it, so logits are [B, T − logits_from, V]:
     the head is a large share of a small model's FLOPs, and GRPO needs logits on the completion only.
     """
@@ -157,20 +197,21 @@ class Qwen3(nn.Module):
         block_cls = nn.remat(Block) if c.remat else Block
         new_keys, new_values = [], []
         for i in range(c.num_hidden_layers):
-            layer_cache = (cache.keys[i], cache.values[i]) if cache is not None else None
+            layer_cache = cache.layer(i) if cache is not None else None
             x, (k, v) = block_cls(c, name=f"layers_{i}")(x, positions, mask, layer_cache, cache_index)
             new_keys.append(k)
             new_values.append(v)
         x = RMSNorm(c.rms_norm_eps, c.dtype, c.param_dtype, name="norm")(x[:, logits_from:])
         flat = x.reshape(-1, x.shape[-1])  # [B·T, E]: one 2-D matmul, as in FlatDense
         logits = (embed.attend(flat) if c.tie_word_embeddings else dense(c.vocab_size, c, "lm_head")(flat)).reshape(*x.shape[:-1], -1)  # [B, T, V]
-        new_cache = KVCache(tuple(new_keys), tuple(new_values), key_valid) if cache is not None else None
+        new_cache = cache.replace(keys=tuple(new_keys), values=tuple(new_values), valid=key_valid) if cache is not None else None
         return logits, new_cache
 
 
 def attention_mask(valid: jax.Array, cache: KVCache | None, cache_index) -> tuple[jax.Array, jax.Array]:
-    """[B, T, S] causal ∧ key-is-a-real-token mask, and the key validity after this step."""
-    t = valid.shape[1]
+    """[B, T, Q + S] mask: every real slot of the shared prefix (Q, if any), then causal ∧ key-is-a-real-token
+    over the S slots; and the slots' validity after this step."""
+    b, t = valid.shape
     if cache is None:
         key_valid, first_slot = valid, 0
     else:
@@ -179,7 +220,11 @@ def attention_mask(valid: jax.Array, cache: KVCache | None, cache_index) -> tupl
     query_slot = first_slot + jnp.arange(t)  # [T]
     key_slot = jnp.arange(key_valid.shape[1])  # [S]
     causal = key_slot[None, :] <= query_slot[:, None]  # [T, S]
-    return causal[None] & key_valid[:, None, :], key_valid
+    mask = causal[None] & key_valid[:, None, :]
+    if cache is not None and cache.shared_valid is not None:  # the prefix comes before every query
+        shared = _rows_of_runs(cache.shared_valid, b)[:, None, :]
+        mask = jnp.concatenate([jnp.broadcast_to(shared, (b, t, shared.shape[-1])), mask], axis=-1)
+    return mask, key_valid
 
 
 def positions_from_valid(valid: jax.Array) -> jax.Array:

@@ -12,7 +12,6 @@ Shapes: B batch (prompts × group_size), P prompt width, N = max_new_tokens, V v
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -83,19 +82,18 @@ def sample(params, config: Qwen3Config, prompt_tokens, prompt_valid, sampling: S
 
 def _sample_impl(params, prompt_tokens, prompt_valid, rng, *, config, sampling, return_logits, group_size) -> SampleResult:
     model = Qwen3(config)
-    width = prompt_tokens.shape[1]
     steps = sampling.max_new_tokens
     # The prefill leaves out the last prompt column, so it computes no logits at all (XLA drops the
     # unused [B, P, V] head); the loop's first step feeds that column. Left padding: it is every
     # row's last real token, at position length - 1.
-    cache = prefill(model, params, prompt_tokens[:, :-1], prompt_valid[:, :-1], width + steps - 1, group_size)
+    cache = prefill(model, params, prompt_tokens[:, :-1], prompt_valid[:, :-1], steps, group_size)
     prompt_tokens, prompt_valid = (jnp.repeat(x, group_size, axis=0) for x in (prompt_tokens, prompt_valid))
     batch = prompt_tokens.shape[0]
     last_position = prompt_valid.sum(axis=1, dtype=jnp.int32) - 1
 
     def body(carry):
         step, token, cache, done, out = carry
-        logits, cache = _decode_step(model, params, cache, token, last_position + step, ~done, width - 1 + step)
+        logits, cache = _decode_step(model, params, cache, token, last_position + step, ~done, step)
         token, logprob, sample_logprob = choose_token(logits, jax.random.fold_in(rng, step), sampling)
         token, logprob, sample_logprob = _after_eos(done, sampling.pad_token_id, token, logprob, sample_logprob)
         out = _record(out, step, (token, logprob, sample_logprob) + ((logits,) if return_logits else ()))
@@ -111,36 +109,24 @@ def _sample_impl(params, prompt_tokens, prompt_valid, rng, *, config, sampling, 
     return _result(prompt_tokens, prompt_valid, out, sampling)
 
 
-def prefill(model, params, tokens, valid, cache_length: int, repeat: int = 1) -> KVCache:
-    """A cache of ``cache_length`` slots holding the prompt's keys and values; the logits are discarded.
+def prefill(model, params, tokens, valid, new_slots: int, repeat: int = 1) -> KVCache:
+    """A cache whose shared prefix holds the prompt's keys and values, with ``new_slots`` empty slots a row after it.
 
-    The prompt runs against a cache of its own width, so that its attention skips the empty slots
-    (~10% of the prefill); the empty slots are appended afterwards. ``repeat`` repeats every row of
-    the finished cache that many times (row i serves rows i·repeat … i·repeat + repeat − 1), so a
-    prompt shared by a group is computed once; under ``jax.grad`` the gradients of the copies add up.
+    The logits are discarded. ``repeat`` gives every prompt row that many cache rows (row i serves
+    rows i·repeat … i·repeat + repeat − 1), which all read its one prefix: a prompt shared by a group
+    is computed and stored once, and under ``jax.grad`` the gradients of its readers add up.
     """
     batch, width = tokens.shape
+    cache = KVCache.empty(model.config, batch * repeat, new_slots)
     if width == 0:
-        return KVCache.empty(model.config, batch * repeat, cache_length)
-    _, cache = model.apply({"params": params}, tokens, positions_from_valid(valid), valid,
-                           cache=KVCache.empty(model.config, batch, width), cache_index=0)
-    if repeat > 1:
-        cache = jax.tree_util.tree_map(lambda x: jnp.repeat(x, repeat, axis=0), cache)
-    return _append_slots(cache, model.config, cache_length - width)
-
-
-def _append_slots(cache: KVCache, config: Qwen3Config, extra: int) -> KVCache:
-    """Pad with ``extra`` empty slots, on whichever axis each cache array keeps its slots."""
-    one, two = (jax.eval_shape(functools.partial(KVCache.empty, config, 1, n)) for n in (1, 2))
-
-    def pad(x, a, b):
-        return jnp.pad(x, [(0, extra if m != n else 0) for m, n in zip(a.shape, b.shape, strict=True)])
-
-    return jax.tree_util.tree_map(pad, cache, one, two)
+        return cache
+    _, prompt = model.apply({"params": params}, tokens, positions_from_valid(valid), valid,
+                            cache=KVCache.empty(model.config, batch, width), cache_index=0)
+    return cache.replace(shared_keys=prompt.keys, shared_values=prompt.values, shared_valid=prompt.valid)
 
 
 def _decode_step(model, params, cache, token, position, valid, slot):
-    """Feed one token per row at cache slot ``slot``; the float32 logits for the next one."""
+    """Feed one token per row at cache slot ``slot`` (after the prompt's shared prefix); the float32 logits for the next one."""
     logits, cache = model.apply({"params": params}, token[:, None], position[:, None], valid[:, None], cache=cache, cache_index=slot)
     return logits[:, 0].astype(jnp.float32), cache
 

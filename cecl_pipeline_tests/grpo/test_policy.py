@@ -51,8 +51,10 @@ def test_a_group_computes_its_prompt_once_with_the_same_logprobs_and_gradients()
     scored = np.asarray(sequence_valid[:, width:])
     assert not scored.all()  # some completions stopped early: padding inside the group
 
+    row_weights = np.random.default_rng(0).normal(size=(len(scored), 1))  # as advantages weigh rows: a row mix-up shows
+
     def weighted_sum(p, share):
-        return (completion_logprobs(p, config, sequences, sequence_valid, width, share) * scored).sum()
+        return (completion_logprobs(p, config, sequences, sequence_valid, width, share) * scored * row_weights).sum()
 
     shared, alone = (completion_logprobs(params, config, sequences, sequence_valid, width, share) for share in (group, 1))
     full = np.asarray(sequence_logprobs(params, config, sequences, sequence_valid))[:, width - 1 :]
