@@ -75,7 +75,7 @@ class PolicyConfig(dg.Config):
     inference_batch_per_device: int = 16
     prompt_length: int = 1024
     temperature: float = 1.0
-    learning_rate: float = 2e-4
+    learning_rate: float = 1e-4  # 2e-4 collapsed the warm-started tiny policy on one of two machines (benchmarks/RESULTS.md)
     warmup_steps: int = 2
     beta: float = 0.0
     epsilon_low: float = 0.2
