@@ -1,8 +1,9 @@
 """Rollouts: G sampled completions per prompt, their rewards, advantages and old log-probs.
 
 When an update reuses a rollout (several PPO epochs or minibatches), the old log-probs are
-recomputed with the full (uncached) forward pass that the update uses, so the PPO ratio is 1 before
-the first update instead of 1 ± cached-decode rounding. With one epoch of one minibatch the update
+recomputed with the forward pass that the update uses (``completion_logits``: the prompt once per
+group, then all completion tokens at once), so the PPO ratio is 1 before the first update up to
+float rounding, not 1 ± the token-by-token decode's rounding. With one epoch of one minibatch the update
 runs on the very params that sampled, so it takes the old log-probs as its own, gradient stopped,
 and the extra forward pass is skipped (as TRL does).
 """
