@@ -4,7 +4,7 @@ Why linen: parameters are a plain nested dict, which is exactly what the HF→JA
 what orbax saves and restores, and what ``jax.sharding`` partitions; the model stays a pure function
 ``apply(params, ...)`` that jits, grads and shards without extra state objects.
 
-Shapes: B batch, T new tokens, S key slots (T without a cache, the cache length with one),
+Shapes: B batch, T new tokens, S key slots (T without a cache, the cache length with one), Q slots of a cache's shared prefix,
 H query heads, K key/value heads, G = H/K heads per group, D head_dim, E hidden, V vocab.
 Parameter names mirror HF (``layers_3/self_attn/q_proj/kernel`` ↔ ``model.layers.3.self_attn.q_proj.weight``).
 """
@@ -43,10 +43,6 @@ class KVCache(flax.struct.PyTreeNode):
         k, d = config.num_key_value_heads, config.head_dim
         zeros = lambda shape: tuple(jnp.zeros(shape, config.dtype) for _ in range(config.num_hidden_layers))
         return cls(keys=zeros((batch, k, d, length)), values=zeros((batch, k, length, d)), valid=jnp.zeros((batch, length), bool))
-
-    @property
-    def length(self) -> int:
-        return self.valid.shape[1]
 
     def layer(self, i: int) -> tuple:
         """Layer i's (keys, values, shared keys or None, shared values or None)."""
@@ -176,19 +172,19 @@ class Block(nn.Module):
 
 
 class Qwen3(nn.Module):
-    """``apply(params, tokens, positions, valid, cache=None, cache_index=None, logits_from=0) -> (logits, cache)``.
+    """``apply(params, tokens, positions, valid, cache=None, cache_index=None) -> (logits, cache)``.
 
     tokens, positions [B, T] int32; valid [B, T] bool (False on padding). With a cache, the T tokens
     are written at slots ``cache_index … cache_index+T-1`` and attend to every valid earlier slot,
-    and to every valid slot of the cache's shared prefix.
-    ``logits_from`` (static) skips the head for positions before it, so logits are [B, T − logits_from, V]:
-    the head is a large share of a small model's FLOPs, and GRPO needs logits on the completion only.
+    and to every valid slot of the cache's shared prefix. Logits are [B, T, V]; XLA drops the head
+    wherever a caller discards them (a prefill), and GRPO feeds only completion positions here,
+    its prompt going into the cache first (``grpo.policy.completion_logits``).
     """
 
     config: Qwen3Config
 
     @nn.compact
-    def __call__(self, tokens, positions, valid, cache: KVCache | None = None, cache_index=None, logits_from: int = 0):
+    def __call__(self, tokens, positions, valid, cache: KVCache | None = None, cache_index=None):
         c = self.config
         embed = nn.Embed(c.vocab_size, c.hidden_size, dtype=c.dtype, param_dtype=c.param_dtype,
                          embedding_init=nn.initializers.normal(INIT_STD), name="embed_tokens")
@@ -201,7 +197,7 @@ class Qwen3(nn.Module):
             x, (k, v) = block_cls(c, name=f"layers_{i}")(x, positions, mask, layer_cache, cache_index)
             new_keys.append(k)
             new_values.append(v)
-        x = RMSNorm(c.rms_norm_eps, c.dtype, c.param_dtype, name="norm")(x[:, logits_from:])
+        x = RMSNorm(c.rms_norm_eps, c.dtype, c.param_dtype, name="norm")(x)
         flat = x.reshape(-1, x.shape[-1])  # [B·T, E]: one 2-D matmul, as in FlatDense
         logits = (embed.attend(flat) if c.tie_word_embeddings else dense(c.vocab_size, c, "lm_head")(flat)).reshape(*x.shape[:-1], -1)  # [B, T, V]
         new_cache = cache.replace(keys=tuple(new_keys), values=tuple(new_values), valid=key_valid) if cache is not None else None

@@ -60,10 +60,8 @@ def test_forward_count_is_close_to_xlas_cost_analysis():
     tokens = jnp.zeros((batch, length), jnp.int32)
     positions = jnp.broadcast_to(jnp.arange(length), (batch, length))
     valid = jnp.ones((batch, length), bool)
-    forward = jax.jit(lambda p, t: Qwen3(config).apply({"params": p}, t, positions, valid)[0])
-    analysis = forward.lower(params, tokens).compile().cost_analysis()
-    analysis = analysis[0] if isinstance(analysis, list) else analysis
-    ratio = analysis["flops"] / flops.forward_flops(config, batch * length, length)
+    forward = lambda p, t: Qwen3(config).apply({"params": p}, t, positions, valid)[0]
+    ratio = xla_flops(forward, params, tokens) / flops.forward_flops(config, batch * length, length)
     assert 1.0 <= ratio < 1.1
 
 
@@ -77,11 +75,15 @@ def test_grouped_update_count_is_close_to_xlas_cost_analysis(share):
     params = init_params(config)
     rows, width, completion = 8, 48, 16
     tokens, valid = jnp.zeros((rows, width), jnp.int32), jnp.ones((rows, width), bool)
-    forward = jax.jit(lambda p, t: completion_logits(p, config, t, valid, width - completion, share))
-    analysis = forward.lower(params, tokens).compile().cost_analysis()
-    analysis = analysis[0] if isinstance(analysis, list) else analysis
-    ratio = analysis["flops"] / (flops.grouped_update_flops(config, rows, width, completion, share) / 3)
+    forward = lambda p, t: completion_logits(p, config, t, valid, width - completion, share)
+    ratio = xla_flops(forward, params, tokens) / (flops.grouped_update_flops(config, rows, width, completion, share) / 3)
     assert 1.0 <= ratio < 1.1
+
+
+def xla_flops(fn, *args) -> float:
+    """The FLOPs XLA's cost analysis counts for ``jax.jit(fn)(*args)``."""
+    analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
+    return (analysis[0] if isinstance(analysis, list) else analysis)["flops"]
 
 
 def test_device_peaks():
