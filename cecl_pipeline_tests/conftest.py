@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from pathlib import Path
 
+import absl.logging
 import dagster as dg
 import pytest
 
@@ -15,6 +17,13 @@ from cecl_pipeline.settings import DataLayout
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_DATA = SHARED / "data"
 QWEN3_TOKENIZER = SHARED / "qwen3" / "tokenizer"
+
+# Every run launch makes Dagster call logging.config.dictConfig, which closes every live handler.
+# absl's handler (made when JAX imports absl, attached to no logger here) then closes its stream
+# unless that stream is the current sys.stderr. It was made under pytest's capture, so its stream
+# is pytest's capture file; under capsys that file is not sys.stderr, gets closed, and the test
+# fails at teardown with "I/O operation on closed file" (seen with -n 2, depending on test order).
+absl.logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
 
 @pytest.fixture(autouse=True)
