@@ -69,9 +69,9 @@ class GRPOTrainer:
         self.tokens, self.valid, self.targets = prompt_tokens, prompt_valid, np.asarray(targets, np.float64)
         self.sampling = SamplingConfig(config.num_generation_tokens, config.temperature, config.top_k, config.top_p, eos_token_ids, pad_token_id)
         self.optimizer = make_optimizer(config.optimizer)
+        # With beta > 0, set before the first step: a member's starting policy (the KL's reference)
+        # exists only after the trainer has run its SFT warm-start or found its resume point.
         self.reference_params = reference_params
-        if config.loss.beta > 0 and reference_params is None:
-            raise ValueError("loss.beta > 0 needs reference_params (the frozen starting policy)")
         whole_groups = config.ppo_minibatch % config.group_size == 0
         self.loss_group_size = config.group_size if whole_groups and config.loss.drop_zero_advantage_groups else None
         # Minibatches of whole groups keep each prompt's G completions in adjacent rows (see
@@ -101,6 +101,8 @@ class GRPOTrainer:
         """One GRPO step: rollouts for the next prompts, then PPO epochs of minibatch updates."""
         started = time.perf_counter()
         c = self.config
+        if c.loss.beta > 0 and self.reference_params is None:
+            raise ValueError("loss.beta > 0 needs reference_params (the frozen starting policy) before the first step")
         rng, rollout_key, shuffle_key = jax.random.split(state["rng"], 3)
         prompts = cursor.next(c.groups_per_batch)
         batch = rollout(state["params"], self.model_config, self.tokens[prompts], self.valid[prompts], self.targets[prompts], self.tokenizer,

@@ -79,6 +79,13 @@ def test_rematerializing_a_trained_quarter_reuses_its_members(env, instance):
     assert changed.success and "already trained" not in run_log(instance, changed)
 
 
+def test_a_kl_penalty_trains_each_member_against_its_starting_policy(env, instance):
+    result = run_policy("2019Q3", instance, beta=0.04)
+    assert result.success, run_log(instance, result)[-3000:]
+    steps = [json.loads(line) for line in (env.member_dir("2019Q3", 0) / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in steps] == [1, 2] and all(np.isfinite(m["kl"]) and m["kl"] >= 0 for m in steps)
+
+
 def test_no_prompts_before_the_quarter_fails_clearly(env, instance):
     result = run_policy("2017Q1", instance)
     assert not result.success

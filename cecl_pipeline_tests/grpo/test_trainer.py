@@ -13,6 +13,7 @@ from cecl_pipeline.grpo.data import CursorState, PromptCursor, tokenize_left_pad
 from cecl_pipeline.grpo.loss import GRPOLossConfig
 from cecl_pipeline.grpo.metrics_log import JsonlLog, MetricsLog
 from cecl_pipeline.grpo.optim import OptimizerConfig
+from cecl_pipeline.grpo.policy import completion_logprobs_jit
 from cecl_pipeline.grpo.rollout import rollout
 from cecl_pipeline.grpo.trainer import GRPOConfig, GRPOTrainer, train
 from cecl_pipeline.llm.chat_template import ChatTemplate
@@ -109,6 +110,25 @@ def test_resume_from_a_checkpoint_is_exact(trainer, tmp_path):
         resumed = train(trainer(), params, steps=4, checkpoints=checkpoints, on_step=lambda m: seen.append(m["step"]))
     assert seen == [3, 4]  # only the remaining steps ran
     assert leaves_equal(straight["params"], resumed["params"]) and leaves_equal(straight["opt_state"], resumed["opt_state"])
+
+
+def test_a_kl_penalty_pulls_the_policy_toward_its_reference(trainer):
+    t = trainer(replace(CONFIG, loss=GRPOLossConfig(beta=0.5)))
+    start, reference = init_params(MODEL, 0), init_params(MODEL, 1)
+    state, cursor = t.init_state(start), PromptCursor(5, CursorState(seed=7))
+    with pytest.raises(ValueError, match="reference_params"):
+        t.step(state, cursor)
+    t.reference_params = reference
+    assert t.step(state, cursor)[1]["kl"] > 0
+    # One fixed batch whose rewards tie (a random policy's answers never parse): only the KL term moves the policy.
+    batch = rollout(start, MODEL, t.tokens[:2], t.valid[:2], t.targets[:2], t.tokenizer, t.sampling, 4, CONFIG.rewards, "std",
+                    jax.random.key(0), 8)
+    ref = np.asarray(completion_logprobs_jit(reference, MODEL, batch.sequences, batch.sequence_valid, t.tokens.shape[1], 4))
+    rows, params, opt_state, kls = np.arange(8), start, state["opt_state"], []
+    for _ in range(6):
+        params, opt_state, metrics = t.update(params, opt_state, batch.select(rows), ref[rows])
+        kls.append(float(metrics["kl_mean"]))
+    assert not np.any(batch.advantages) and kls[-1] < 0.5 * kls[0]
 
 
 def test_config_refuses_minibatches_that_split_groups_when_dropping():
