@@ -42,7 +42,6 @@ def train_member(job: PolicyJob, member: int, fingerprint: str, log: Log) -> dic
             log(f"member {member}: resuming from step {checkpoints.latest_step()}/{job.steps} in {work / 'train'}")
             _forget_metrics_after(work / METRICS_FILE, checkpoints.latest_step())
         start = starting_params(job, member, trainer, params, work, resuming, log)
-        trainer.reference_params = start if job.grpo.loss.beta > 0 else None
         with _metrics_sinks(job, member, work) as metrics:
             state = train(trainer, start, job.steps, checkpoints, on_step=lambda m: (metrics(m), log(step_line(m, job.steps, member))))
     _write_policy(final, state["params"], base, work, fingerprint, job, member)
@@ -103,7 +102,14 @@ def encode_texts(template: ChatTemplate, texts: list[str], ids: list[str], promp
 
 
 def starting_params(job: PolicyJob, member: int, trainer: GRPOTrainer, params, work: Path, resuming: bool, log: Log):
-    """The params GRPO starts from: the base, or the base after the SFT warm-start (saved, so a resume reuses it)."""
+    """The params GRPO starts from, which are also the trainer's KL reference when beta > 0."""
+    start = _warm_started(job, member, trainer, params, work, resuming, log)
+    trainer.reference_params = start if job.grpo.loss.beta > 0 else None
+    return start
+
+
+def _warm_started(job: PolicyJob, member: int, trainer: GRPOTrainer, params, work: Path, resuming: bool, log: Log):
+    """The base, or the base after the SFT warm-start (saved, so a resume reuses it)."""
     if job.warm_started or job.sft.steps <= 0:
         return params
     saved = work / START_PARAMS
