@@ -64,14 +64,14 @@ class GRPOTrainer:
     """Holds the tokenized prompts and the compiled update; ``step`` advances a state by one batch."""
 
     def __init__(self, config: GRPOConfig, model_config: Qwen3Config, tokenizer, prompt_tokens: np.ndarray, prompt_valid: np.ndarray,
-                 targets: np.ndarray, eos_token_ids: tuple[int, ...], pad_token_id: int, reference_params=None):
+                 targets: np.ndarray, eos_token_ids: tuple[int, ...], pad_token_id: int):
         self.config, self.model_config, self.tokenizer = config, model_config, tokenizer
         self.tokens, self.valid, self.targets = prompt_tokens, prompt_valid, np.asarray(targets, np.float64)
         self.sampling = SamplingConfig(config.num_generation_tokens, config.temperature, config.top_k, config.top_p, eos_token_ids, pad_token_id)
         self.optimizer = make_optimizer(config.optimizer)
         # With beta > 0, set before the first step: a member's starting policy (the KL's reference)
         # exists only after the trainer has run its SFT warm-start or found its resume point.
-        self.reference_params = reference_params
+        self.reference_params = None
         whole_groups = config.ppo_minibatch % config.group_size == 0
         self.loss_group_size = config.group_size if whole_groups and config.loss.drop_zero_advantage_groups else None
         # Minibatches of whole groups keep each prompt's G completions in adjacent rows (see
