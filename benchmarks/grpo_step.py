@@ -66,15 +66,17 @@ from flax.traverse_util import unflatten_dict
 from transformers import Qwen3Config as HFQwen3Config
 from transformers import Qwen3ForCausalLM
 
-from cecl_pipeline.grpo.data import CursorState, PromptCursor
+from cecl_pipeline.bootstrap.corpus import prompt_corpus
+from cecl_pipeline.grpo.data import CursorState, PromptCursor, PromptSet
+from cecl_pipeline.grpo.logprobs import completion_logprobs_jit
 from cecl_pipeline.grpo.loss import GRPOLossConfig
-from cecl_pipeline.grpo.policy import completion_logprobs_jit
-from cecl_pipeline.grpo.rollout import generate, rollout
+from cecl_pipeline.grpo.rewards import ForecastReward
+from cecl_pipeline.grpo.rollout import rollout
 from cecl_pipeline.grpo.trainer import GRPOConfig, GRPOTrainer
 from cecl_pipeline.llm.chat_template import ChatTemplate
 from cecl_pipeline.llm.config import NAMED_CONFIGS, Qwen3Config
-from cecl_pipeline.llm.corpus import prompt_corpus
 from cecl_pipeline.llm.flops import decode_flops, grouped_update_flops, matmul_peak_flops, update_flops
+from cecl_pipeline.llm.generation import generate
 from cecl_pipeline.llm.param_names import hf_to_flax
 from cecl_pipeline.llm.tokenizer import build_tokenizer, save_hf_tokenizer
 
@@ -180,7 +182,8 @@ class Ours:
                                loss=GRPOLossConfig(epsilon_low=EPSILON_LOW, epsilon_high=EPSILON_HIGH, beta=0.0))
         self.valid = np.ones(tokens.shape, bool)
         self.targets = np.linspace(0.5, 2.0, len(tokens))
-        self.trainer = GRPOTrainer(self.grpo, config, tok, tokens, self.valid, self.targets, eos_token_ids=(), pad_token_id=tok.pad_token_id)
+        self.prompts = PromptSet(tokens, self.valid, self.targets)
+        self.trainer = GRPOTrainer(self.grpo, config, self.prompts, tok, (), ForecastReward(config=self.grpo.rewards))
         self.state = self.trainer.init_state(params)
         self.cursor = PromptCursor(len(tokens), CursorState(seed=0))
         self.times: list[float] = []
@@ -196,12 +199,11 @@ class Ours:
     def phases(self) -> dict[str, float]:
         """Median seconds of each phase of a step run alone, on the current params (all compiled by now)."""
         args, config, trainer, n, p = self.args, self.config, self.trainer, self.n, self.state["params"]
-        prompt_tokens, prompt_valid = self.tokens[: args.prompts], self.valid[: args.prompts]
+        prompts = self.prompts.take(np.arange(args.prompts))
         key = jax.random.key(1)
 
         def run_rollout():
-            return rollout(p, config, prompt_tokens, prompt_valid, self.targets[: args.prompts], self.tok, trainer.sampling, args.group_size,
-                           self.grpo.rewards, self.grpo.loss.advantage_scale, key, n, old_logprobs=trainer.reuses_rollouts)
+            return rollout(p, config, prompts, trainer.rollout_settings, trainer.reward, key)
 
         batch = run_rollout()
         seqs, seq_valid = jax.numpy.asarray(batch.sequences), jax.numpy.asarray(batch.sequence_valid)
@@ -214,7 +216,7 @@ class Ours:
             jax.block_until_ready(params)
 
         phases = {
-            "sample": lambda: generate(p, config, prompt_tokens, prompt_valid, trainer.sampling, key, n, args.group_size),
+            "sample": lambda: generate(p, config, prompts.tokens, prompts.valid, trainer.rollout_settings.sampling, key, n, args.group_size),
             "old log-probs": lambda: completion_logprobs_jit(p, config, seqs, seq_valid, args.prompt_length, args.group_size).block_until_ready(),
             "rollout": run_rollout,
             "update": run_updates,
@@ -306,7 +308,7 @@ def report_trl(args, config: Qwen3Config, run: dict, peak: float) -> dict:
     n = args.prompts * args.group_size
     steps, rollouts = run["steps"][args.warmup :], run["rollouts"][args.warmup :]
     step, roll = statistics.median(steps), statistics.median(rollouts)
-    update = statistics.median(s - r for s, r in zip(steps, rollouts))
+    update = statistics.median(s - r for s, r in zip(steps, rollouts, strict=False))
     width = args.prompt_length + args.new_tokens
     flops_update = update_flops(config, n, width, args.new_tokens)
     print(f"TRL:  {step:.3f} s/step (median of {len(steps)}; spread {min(steps):.3f}-{max(steps):.3f}), "

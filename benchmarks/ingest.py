@@ -29,11 +29,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from cecl_pipeline.bootstrap.synthetic import DEFAULT_SEGMENTS, synthesize_macro, synthesize_panel
+from cecl_pipeline.envs.prompt_dataset import PromptRequest, build_prompt_dataset
 from cecl_pipeline.panel.importer import import_history
 from cecl_pipeline.panel.ingest import ingest_macro, ingest_quarter
-from cecl_pipeline.panel.prompt_dataset import PromptRequest, build_prompt_dataset
 from cecl_pipeline.panel.store import PARQUET_OPTIONS
-from cecl_pipeline.panel.synthetic import DEFAULT_SEGMENTS, synthesize_macro, synthesize_panel
 from cecl_pipeline.quarters import from_ordinal, to_ordinal
 from cecl_pipeline.settings import DEFAULT_LOOKBACK, DataLayout
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import jax
@@ -23,13 +24,16 @@ import numpy as np
 import pandas as pd
 
 from cecl_pipeline.defs.model import ModelCheckpoints
-from cecl_pipeline.defs.policy import PolicyConfig, knob_overrides
-from cecl_pipeline.defs.policy_job import build_job
-from cecl_pipeline.grpo.data import CursorState, PromptCursor
-from cecl_pipeline.grpo.member import build_trainer, encode_prompts, starting_params, step_line
+from cecl_pipeline.grpo import knobs
+from cecl_pipeline.grpo.data import CursorState, PromptCursor, PromptSet
+from cecl_pipeline.grpo.member import build_trainer, starting_params, training_data
+from cecl_pipeline.grpo.metrics_log import step_line
+from cecl_pipeline.grpo.policy_store import PolicyStore
 from cecl_pipeline.grpo.rollout import rollout
+from cecl_pipeline.grpo.training_job import PolicyJob
 from cecl_pipeline.llm.chat_template import ChatTemplate
 from cecl_pipeline.llm.checkpoint import load_jax_checkpoint
+from cecl_pipeline.llm.prompt_tokens import encode_prompts
 from cecl_pipeline.settings import data_layout
 
 
@@ -37,7 +41,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quarter", default="2023Q1")
     parser.add_argument("--steps", type=int, default=60, help="GRPO steps")
-    parser.add_argument("--sft-steps", type=int, default=PolicyConfig.model_fields["sft_steps"].default)
+    parser.add_argument("--sft-steps", type=int, default=knobs.knob("sft_steps").default)
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--eval-prompts", type=int, default=32)
     parser.add_argument("--eval-samples", type=int, default=4, help="sampled answers per held-out prompt")
@@ -45,8 +49,9 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def policy_config(args: argparse.Namespace) -> PolicyConfig:
-    return PolicyConfig(**{"steps": args.steps, "sft_steps": args.sft_steps, "wandb": False, **knob_overrides(args.set)})
+def knob_values(args: argparse.Namespace) -> dict:
+    return {"steps": args.steps, "sft_steps": args.sft_steps, "wandb": False, **knobs.parse_assignments(args.set)}
+
 
 
 def held_out(job, template: ChatTemplate, count: int, prompt_length: int):
@@ -58,13 +63,13 @@ def held_out(job, template: ChatTemplate, count: int, prompt_length: int):
     frame = frame[frame["env"] == job.grpo.env].sample(n=count, random_state=0).reset_index(drop=True)
     tokens, valid = encode_prompts(template, frame, prompt_length)
     naive = float(np.mean(np.abs(frame["history"].map(lambda h: h[-1]) - frame["target"])))
-    return tokens, valid, frame["target"].to_numpy(np.float64), naive
+    return PromptSet(tokens, valid, frame["target"].to_numpy(np.float64)), naive
 
 
 def evaluate(params, trainer, eval_set, samples: int) -> dict:
-    tokens, valid, targets, _ = eval_set
-    batch = rollout(params, trainer.model_config, tokens, valid, targets, trainer.tokenizer, trainer.sampling, samples,
-                    trainer.config.rewards, "std", jax.random.key(1234), trainer.config.inference_batch_per_device)
+    prompts, _ = eval_set
+    settings = replace(trainer.rollout_settings, group_size=samples, advantage_scale="std", old_logprobs=True)
+    batch = rollout(params, trainer.model_config, prompts, settings, trainer.reward, jax.random.key(1234))
     errors = [e for e in batch.errors if e is not None]
     return {"reward": float(batch.rewards.mean()), "parsed": float(np.mean([p is not None for p in batch.parsed])),
             "mae": float(np.mean(errors)) if errors else float("nan")}
@@ -72,19 +77,22 @@ def evaluate(params, trainer, eval_set, samples: int) -> dict:
 
 def main() -> None:
     args = parse_args()
-    models = ModelCheckpoints()
+    base = ModelCheckpoints().jax_path()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cecl-curve-") as scratch:
-        job = build_job(args.quarter, policy_config(args), models.jax_path(), data_layout(), Path(scratch), Path(scratch) / "wandb")
-        model_config, params = load_jax_checkpoint(models.jax_path(), dtype="float32")
-        trainer = build_trainer(job, 0, models.jax_path(), model_config)
-        eval_set = held_out(job, ChatTemplate(models.jax_path()), args.eval_prompts, job.grpo.prompt_length)
-        print(f"{job.quarter} · env {job.grpo.env} · {len(trainer.targets)} training prompts from {len(job.prompt_files)} quarters · "
-              f"held out: {args.eval_prompts} prompts × {args.eval_samples} samples; naive last-value MAE {eval_set[3]:.3f} pp")
+        job = PolicyJob.for_quarter(args.quarter, knob_values(args), data_layout().prompts_parquet, base, PolicyStore(Path(scratch)),
+                                    Path(scratch) / "wandb")
+        model_config, params = load_jax_checkpoint(base, dtype="float32")
+        data = training_data(job, base, model_config)
+        trainer = build_trainer(job, 0, data, model_config, params)
+        eval_set = held_out(job, ChatTemplate(base), args.eval_prompts, job.grpo.prompt_length)
+        print(f"{job.quarter} · env {job.grpo.env} · {len(data.prompts)} training prompts from {len(job.prompt_files)} quarters · "
+              f"held out: {args.eval_prompts} prompts × {args.eval_samples} samples; naive last-value MAE {eval_set[1]:.3f} pp")
         rows = [("base", 0, evaluate(params, trainer, eval_set, args.eval_samples))]
-        params = starting_params(job, 0, trainer, params, Path(scratch) / "work", False, print)
+        params = starting_params(job, 0, data, model_config, params, Path(scratch) / "work", False, print)
+        trainer = build_trainer(job, 0, data, model_config, params)  # the warm-started policy is the KL reference
         rows.append(("after SFT", 0, evaluate(params, trainer, eval_set, args.eval_samples)))
-        state, cursor = trainer.init_state(params), PromptCursor(len(trainer.targets), CursorState(seed=job.member_seed(0)))
+        state, cursor = trainer.init_state(params), PromptCursor(len(data.prompts), CursorState(seed=job.member_seed(0)))
         for step in range(1, args.steps + 1):
             state, metrics = trainer.step(state, cursor)
             print(step_line(metrics, args.steps, 0), flush=True)
@@ -95,7 +103,7 @@ def main() -> None:
         print(f"{stage:<10} {step:>4} {r['reward']:>+8.3f} {r['parsed']:>7.0%} {r['mae']:>7.3f}")
     first, last = rows[1][2], rows[-1][2]
     print(f"GRPO vs its step 0 (after SFT): reward {first['reward']:+.3f} → {last['reward']:+.3f}, MAE {first['mae']:.3f} → {last['mae']:.3f} pp "
-          f"(naive last value {eval_set[3]:.3f} pp)")
+          f"(naive last value {eval_set[1]:.3f} pp)")
 
 
 if __name__ == "__main__":

@@ -7,13 +7,23 @@ DAGSTER_HOME (default: .dagster_home/ in the project), so it also shows up in th
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from cecl_pipeline import quarters as q
-from cecl_pipeline.settings import DEFAULT_LOOKBACK, DEFAULT_TARGET_QUARTERS, DEFAULT_TRAIN_QUARTERS, PROJECT_ROOT, data_layout, default_dagster_home, instance_yaml
+from cecl_pipeline.settings import (
+    DEFAULT_LOOKBACK,
+    DEFAULT_TARGET_QUARTERS,
+    DEFAULT_TRAIN_QUARTERS,
+    PROJECT_ROOT,
+    data_layout,
+    default_dagster_home,
+    instance_yaml,
+)
 
 
 def prepare_dagster_home() -> Path:
@@ -38,24 +48,39 @@ class UsageError(ValueError):
 
 
 def policy_run_config(items: list[str] | None) -> dict | None:
-    """grpo_policy's run config from ``--set KNOB=VALUE`` items (None when there are none)."""
-    from cecl_pipeline.defs.policy import knob_overrides
+    """grpo_policy's run config from ``--set KNOB=VALUE`` items (None when there are none); a bad one is refused by name."""
+    from cecl_pipeline.grpo.knobs import KnobError, parse_assignments
 
     try:
-        knobs = knob_overrides(items or [])
-    except ValueError as error:
+        knobs = parse_assignments(items or [])
+    except KnobError as error:
         raise UsageError(str(error)) from None
     return {"ops": {"grpo_policy": {"config": knobs}}} if knobs else None
+
+
+def with_progress(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Runs ``command`` while printing, every few seconds, what its runs log (step k/N, reward, MAE, ETA)."""
+
+    @functools.wraps(command)
+    def wrapped(args: argparse.Namespace) -> int:
+        from cecl_pipeline.defs.progress import following_runs
+        from cecl_pipeline.defs.runs import home_instance
+
+        with following_runs(home_instance()):
+            return command(args)
+
+    return wrapped
 
 
 def quarter_list(first: str, last: str | None) -> list[str]:
     return q.quarter_range(first, last or first)
 
 
+@with_progress
 def cmd_run(args: argparse.Namespace) -> int:
     """The main job on the embedded default: model and conversion, macro, panels, prompts, the GRPO policy and walk-forward per quarter, then the report."""
+    from cecl_pipeline.bootstrap.default_data import ensure_default_data
     from cecl_pipeline.defs.runs import materialize, materialize_quarters
-    from cecl_pipeline.panel.default_data import ensure_default_data
     from cecl_pipeline.panel.store import drop_file_quarters
 
     policy_config = policy_run_config(args.set)  # refused before anything is written
@@ -102,6 +127,7 @@ def _report_run():
     return summary
 
 
+@with_progress
 def cmd_eval_nco(args: argparse.Namespace) -> int:
     """walkforward_forecasts for a quarter or a range (grpo_policy[Q] on prompts[Q] beside the baselines), then walkforward_report."""
     from cecl_pipeline.defs.runs import materialize_quarters
@@ -147,6 +173,7 @@ def _operation(asset: str, knobs: dict | None = None) -> int:
     return 0 if summary.success else 1
 
 
+@with_progress
 def cmd_materialize(args: argparse.Namespace) -> int:
     from cecl_pipeline.defs.runs import materialize, materialize_quarters
 
@@ -158,6 +185,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return _report(materialize_quarters(selection, quarter_list(args.first, args.last)))
 
 
+@with_progress
 def cmd_train(args: argparse.Namespace) -> int:
     """grpo_policy for a quarter or a range, oldest first (each quarter warm-starts from the one before)."""
     from cecl_pipeline.defs.runs import materialize_quarters
@@ -166,16 +194,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return _report(materialize_quarters(["grpo_policy"], quarter_list(args.first, args.last), run_config=config))
 
 
-# The seed's training tasks: `cecl train` with a preset (later --set values win).
-TRAIN_PRESETS = {
-    "train-nco": ("the nco env: 12 quarters, a short reasoning, then the answer tag", ["env=nco"]),
-    "train-nco-enhanced": ("the nco_enhanced env: adds changes, the 4-quarter mean and macro covariates", ["env=nco_enhanced"]),
-    "train-nco-single": ("the nco_single env: the answer tag and nothing else", ["env=nco_single"]),
-    "train-nco-ensemble": ("an ensemble of 3 members (seeds seed…seed+2); --set members=K for another size", ["members=3"]),
-    "resume-training": ("re-materialize with the same knobs: each member continues from its newest train checkpoint", []),
-}
+def train_presets() -> dict[str, tuple[str, list[str]]]:
+    """The seed's training tasks: `cecl train` with a preset (later --set values win); one per env, from the registry."""
+    from cecl_pipeline.envs.registry import ENVS
+
+    presets = {f"train-{env.name.replace('_', '-')}": (f"the {env.name} env: {env.summary}", [f"env={env.name}"]) for env in ENVS.values()}
+    return {
+        **presets,
+        "train-nco-ensemble": ("an ensemble of 3 members (seeds seed…seed+2); --set members=K for another size", ["members=3"]),
+        "resume-training": ("re-materialize with the same knobs: each member continues from its newest train checkpoint", []),
+    }
 
 
+@with_progress
 def cmd_backfill(args: argparse.Namespace) -> int:
     """A job over a quarter range, one run per quarter, oldest first (each policy warm-starts from the quarter before)."""
     from cecl_pipeline.defs.runs import materialize_quarters
@@ -239,7 +270,7 @@ def cmd_import_history(args: argparse.Namespace) -> int:
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
-    from cecl_pipeline.panel.default_data import write_synthetic
+    from cecl_pipeline.bootstrap.default_data import write_synthetic
     from cecl_pipeline.panel.store import drop_file_quarters
 
     layout = data_layout()
@@ -252,11 +283,58 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    """Run `dagster dev` until it ends; SIGTERM, SIGINT or SIGHUP to cecl stops it and everything it started.
+
+    dagster dev shuts its webserver, daemon and code server down on SIGTERM or SIGINT (SIGHUP would end it
+    alone, so SIGHUP is passed on as SIGTERM). It runs in its own session: a terminal's Ctrl-C reaches it
+    once, from here, not a second time in the middle of that shutdown. cecl then waits for the whole group,
+    since the code server outlives dagster dev by a few seconds. The exit status is dagster dev's: 0 after
+    a clean shutdown, requested or not; 128 + N if signal N ended it.
+    """
+    import signal
+    import time
+
     from cecl_pipeline.defs.runs import home_instance
 
     home_instance().dispose()  # its tables exist before dagster dev's processes and any other command open it
     command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
-    return subprocess.call(command, cwd=PROJECT_ROOT)
+    received: list[int] = []  # the handlers only record; the loop below forwards, so no signal is lost or sent twice
+    previous = {signum: signal.signal(signum, lambda signum, _frame: received.append(signum))
+                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True)
+        forwarded = 0
+        while process.poll() is None:
+            for signum in received[forwarded:]:
+                process.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+                forwarded += 1
+            time.sleep(0.2)
+        _wait_for_process_group(process.pid)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 128 - process.returncode if process.returncode < 0 else process.returncode
+
+
+def _wait_for_process_group(pgid: int, seconds: float = 30) -> None:
+    """Wait until no process is left in group ``pgid``; after ``seconds``, SIGTERM the rest, and 10 s later SIGKILL them."""
+    import signal
+    import time
+
+    for last_resort, within in ((0, seconds), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        deadline = time.monotonic() + within
+        try:
+            os.killpg(pgid, last_resort)  # 0 sends nothing: it only asks whether the group still has a process
+            while time.monotonic() < deadline:
+                try:
+                    while os.waitpid(-pgid, os.WNOHANG)[0]:  # those reparented to cecl, when it is their subreaper (PID 1 in a container)
+                        pass
+                except ChildProcessError:
+                    pass
+                time.sleep(0.2)
+                os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
 
 
 def cmd_paths(args: argparse.Namespace) -> int:
@@ -268,13 +346,18 @@ def cmd_paths(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cecl_pipeline.envs.registry import ENVS
+    from cecl_pipeline.grpo.knobs import help_text
+
+    knobs_epilog = f"knobs for --set KNOB=VALUE:\n{help_text()}"
     parser = argparse.ArgumentParser(prog="cecl", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="the main job on the embedded default (synthetic data on first run)", description=cmd_run.__doc__)
+    run = sub.add_parser("run", help="the main job on the embedded default (synthetic data on first run)", description=cmd_run.__doc__,
+                         epilog=knobs_epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("--first", default=DEFAULT_TARGET_QUARTERS[0], help="first target quarter, e.g. 2023Q1 (default %(default)s)")
     run.add_argument("--last", default=DEFAULT_TARGET_QUARTERS[1], help="last target quarter (default %(default)s)")
-    run.add_argument("--set", action="append", metavar="KNOB=VALUE", help="a grpo_policy config knob, e.g. --set steps=40 (see `cecl train`)")
+    run.add_argument("--set", action="append", metavar="KNOB=VALUE", help="a grpo_policy config knob, e.g. --set steps=40 (knobs below)")
     run.set_defaults(func=cmd_run)
 
     mat = sub.add_parser("materialize", help="materialize assets for a quarter or a range, one run per quarter in order")
@@ -284,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     mat.set_defaults(func=cmd_materialize)
 
     train = sub.add_parser("train", help="train grpo_policy for a quarter or a range (GRPO, warm-started quarter to quarter)",
-                           description=cmd_train.__doc__)
+                           description=cmd_train.__doc__, epilog=knobs_epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--first", required=True, help="quarter the policy serves, e.g. 2023Q1 (it trains on earlier targets)")
     train.add_argument("--last", help="last quarter of a range (default: --first)")
     train.add_argument("--set", action="append", metavar="KNOB=VALUE", help="a grpo_policy config knob, e.g. --set members=3 --set steps=40")
@@ -302,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--end-date", required=True, help="last quarter, e.g. 2023Q4")
     val.add_argument("--samples", type=int, default=8, help="completions per prompt (default %(default)s)")
     val.add_argument("--max-new-tokens", type=int, default=24, help="completion length limit (default %(default)s)")
-    val.add_argument("--env", help="prompt environment (default: the one the checkpoint was trained on, else nco)")
+    val.add_argument("--env", choices=tuple(ENVS), help="prompt environment (default: the one the checkpoint was trained on, else nco)")
     val.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
     val.add_argument("--out", help="output directory (default results/validate-nco/<checkpoint>-<start>-<end>)")
     val.set_defaults(func=cmd_validate_nco)
@@ -314,19 +397,20 @@ def build_parser() -> argparse.ArgumentParser:
     debug.add_argument("--samples", type=int, default=8, help="completions per prompt, one GRPO group (default %(default)s)")
     debug.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default %(default)s)")
     debug.add_argument("--max-new-tokens", type=int, default=0, help="answer length limit (default: what the policy was trained with)")
-    debug.add_argument("--env", choices=("nco", "nco_single", "nco_enhanced"), help="prompt environment (default: the policy's own)")
+    debug.add_argument("--env", choices=tuple(ENVS), help="prompt environment (default: the policy's own)")
     debug.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
     debug.set_defaults(func=cmd_debug_nco)
 
-    for name, (help_text, preset) in TRAIN_PRESETS.items():
-        task = sub.add_parser(name, help=f"train grpo_policy: {help_text}", description=cmd_train.__doc__)
+    for name, (summary, preset) in train_presets().items():
+        task = sub.add_parser(name, help=f"train grpo_policy: {summary}", description=cmd_train.__doc__, epilog=knobs_epilog,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
         task.add_argument("--first", required=True, help="quarter the policy serves, e.g. 2023Q1")
         task.add_argument("--last", help="last quarter of a range (default: --first)")
         task.add_argument("--set", action="append", metavar="KNOB=VALUE", help="a grpo_policy config knob (see `cecl train`)")
         task.set_defaults(func=cmd_train, preset=preset)
 
     back = sub.add_parser("backfill", help="run a job over a quarter range in quarter order (default quarterly_retrain)",
-                          description=cmd_backfill.__doc__)
+                          description=cmd_backfill.__doc__, epilog=knobs_epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     back.add_argument("first", help="first quarter, e.g. 2019Q1")
     back.add_argument("last", help="last quarter, e.g. 2023Q4")
     back.add_argument("--job", default="quarterly_retrain", choices=("quarterly_retrain", "ingest_quarter", "walkforward"),
@@ -384,12 +468,13 @@ def main(argv: list[str] | None = None) -> int:
     # We use transformers for tokenizers only; its advice that PyTorch is missing is noise in every run.
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     prepare_dagster_home()
+    from cecl_pipeline.defs.partitions import NoPartitionError
     from cecl_pipeline.panel.errors import DropFileError
     from cecl_pipeline.quarters import QuarterError
 
     try:
         return args.func(args)
-    except (DropFileError, QuarterError, UsageError) as error:
+    except (DropFileError, NoPartitionError, QuarterError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -1,29 +1,5 @@
-"""The one Dagster Definitions object for the project."""
+"""The code location Dagster loads (``-m cecl_pipeline.definitions``, workspace.yaml): the graph built in ``defs/graph.py``."""
 
-import dagster as dg
+from cecl_pipeline.defs.graph import defs
 
-from cecl_pipeline.defs.debug import debug_rollouts
-from cecl_pipeline.defs.jobs import JOBS
-from cecl_pipeline.defs.model import ModelCheckpoints, hf_checkpoint, jax_checkpoint
-from cecl_pipeline.defs.operations import checkpoint_cleanup, device_status, policy_validation, training_progress
-from cecl_pipeline.defs.panel import macro_history, nco_panel
-from cecl_pipeline.defs.policy import JaxRuntime, grpo_policy
-from cecl_pipeline.defs.prompts import nco_prompts
-from cecl_pipeline.defs.resources import DataPaths
-from cecl_pipeline.defs.schedules import quarterly_retrain_schedule
-from cecl_pipeline.defs.sensors import new_drop_file_sensor
-from cecl_pipeline.defs.walkforward import walkforward_forecasts, walkforward_report
-
-defs = dg.Definitions(
-    assets=[hf_checkpoint, jax_checkpoint, macro_history, nco_panel, nco_prompts, grpo_policy, walkforward_forecasts,
-            walkforward_report, debug_rollouts, device_status, training_progress, checkpoint_cleanup, policy_validation],
-    jobs=JOBS,
-    schedules=[quarterly_retrain_schedule],
-    sensors=[new_drop_file_sensor],
-    resources={
-        "paths": DataPaths(),
-        "models": ModelCheckpoints(),
-        "jax_runtime": JaxRuntime(),
-        "pipes_subprocess_client": dg.PipesSubprocessClient(),
-    },
-)
+__all__ = ["defs"]

@@ -11,7 +11,7 @@ import absl.logging
 import dagster as dg
 import pytest
 
-from cecl_pipeline.panel.default_data import write_synthetic
+from cecl_pipeline.bootstrap.default_data import write_synthetic
 from cecl_pipeline.settings import DataLayout
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -59,15 +59,15 @@ def postgres_server() -> Iterator[PostgresServer]:
     (root / "password").write_text(PASSWORD)
     port = free_port()
     data = root / "data"
-    subprocess.run(as_owner + [str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "--auth=scram-sha-256",
-                               f"--pwfile={root / 'password'}", "--no-sync"], check=True, capture_output=True)
+    subprocess.run([*as_owner, str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "--auth=scram-sha-256", f"--pwfile={root / 'password'}",
+                    "--no-sync"], check=True, capture_output=True)
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(as_owner + [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "start"],
+    subprocess.run([*as_owner, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "start"],
                    check=True, capture_output=True)
     try:
         yield PostgresServer(port)
     finally:
-        subprocess.run(as_owner + [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
+        subprocess.run([*as_owner, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -100,16 +100,34 @@ def test_convert_model_converts_a_configured_directory(tmp_path):
 def test_train_refuses_an_unknown_knob_before_any_run(capsys):
     assert main(["train", "--first", "2023Q1", "--set", "stepz=3"]) == 2
     err = capsys.readouterr().err
-    assert "'stepz=3'" in err and "steps" in err
+    assert "'stepz'" in err and "steps" in err
 
 
-def test_knob_overrides_are_typed():
-    from cecl_pipeline.defs.policy import knob_overrides
+@pytest.mark.parametrize(("item", "said"), [
+    ("learning_rate=abc", "learning_rate: expected a number > 0, got 'abc'"),
+    ("env=nco_double", "env: expected one of nco, nco_single, nco_enhanced, got 'nco_double'"),
+    ("group_size=0", "group_size: expected an integer ≥ 2, got 0"),
+    ("wandb=maybe", "wandb: expected true or false, got 'maybe'"),
+    ("train_quarters=13", "train_quarters: expected an integer ≥ 1 and ≤ 12, got 13"),
+])
+def test_a_bad_knob_value_names_the_knob_and_what_it_accepts(capsys, item, said):
+    assert main(["train", "--first", "2023Q1", "--set", item]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {said}"
 
-    assert knob_overrides(["steps=40", "wandb=false", "learning_rate=1e-4", "env=nco_single"]) == {
+
+def test_a_quarter_without_a_partition_gets_one_line(capsys):
+    assert main(["train", "--first", "2030Q1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: 2030Q1 has no partition yet") and len(err.strip().splitlines()) == 1
+
+
+def test_knob_assignments_are_typed():
+    from cecl_pipeline.grpo.knobs import KnobError, parse_assignments
+
+    assert parse_assignments(["steps=40", "wandb=false", "learning_rate=1e-4", "env=nco_single"]) == {
         "steps": 40, "wandb": False, "learning_rate": 1e-4, "env": "nco_single"}
-    with pytest.raises(ValueError, match="KNOB=VALUE"):
-        knob_overrides(["members"])
+    with pytest.raises(KnobError, match="KNOB=VALUE"):
+        parse_assignments(["members"])
 
 
 def test_training_presets_compose_with_set_and_later_values_win():
@@ -177,3 +195,44 @@ def test_justfile_recipes_call_commands_cecl_accepts():
         command = done.stderr.strip().splitlines()[-1].split()
         assert command[0] == ".venv/bin/cecl", command
         build_parser().parse_args(command[1:])  # exits (failing the test) on a command or flag cecl does not have
+
+
+@pytest.mark.slow
+def test_ui_stopped_with_sigterm_stops_dagster_dev_and_all_it_started(tmp_path):
+    """`cecl ui` stopped as systemd or `docker stop` do, SIGTERM to cecl alone: dagster dev, its webserver, daemon and
+    code server all end before cecl does, and the port is free again."""
+    import signal
+    import socket
+
+    import psutil
+
+    from cecl_pipeline_tests.defs.test_webserver import free_port, wait_until_up
+
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
+    with open(tmp_path / "ui.log", "w") as log:
+        process = subprocess.Popen([CECL, "ui", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    descendants: list[psutil.Process] = []
+    try:
+        wait_until_up(port, process, seconds=180)
+        descendants = psutil.Process(process.pid).children(recursive=True)
+        commands = " ".join(" ".join(p.cmdline()) for p in descendants)
+        assert all(name in commands for name in ("dagster dev", "dagster_webserver", "dagster._daemon", "code-server")), commands
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=90) == 0, (tmp_path / "ui.log").read_text()[-3000:]  # 0: dagster dev shut down cleanly
+        left = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not left, [" ".join(p.cmdline()) for p in left]
+        with socket.socket() as s:  # as a new webserver would: SO_REUSEADDR, so only a listener left behind can refuse it
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+            s.listen()
+    finally:
+        if process.poll() is None:
+            descendants += psutil.Process(process.pid).children(recursive=True)
+            process.kill()
+            process.wait()
+        for leftover in descendants:
+            try:
+                leftover.kill()
+            except psutil.NoSuchProcess:
+                pass

@@ -4,7 +4,6 @@ Off the main line of the graph (no job runs it): `cecl debug-nco --first Q` mate
 run's learning curve looks wrong, and the table shows in the web UI and the terminal.
 """
 
-import dataclasses
 from pathlib import Path
 
 import dagster as dg
@@ -12,10 +11,9 @@ import dagster as dg
 from cecl_pipeline.defs.metadata import refuse
 from cecl_pipeline.defs.model import ModelCheckpoints, jax_checkpoint
 from cecl_pipeline.defs.partitions import quarter_of, quarterly
-from cecl_pipeline.defs.policy import JaxRuntime, PolicyConfig, grpo_policy, policy_store_root
-from cecl_pipeline.defs.policy_job import grpo_config
+from cecl_pipeline.defs.policy import grpo_policy, policy_store
 from cecl_pipeline.defs.prompts import nco_prompts
-from cecl_pipeline.defs.resources import DataPaths
+from cecl_pipeline.defs.resources import DataPaths, JaxRuntime
 from cecl_pipeline.settings import results_dir
 
 
@@ -43,20 +41,23 @@ def debug_dir(quarter: str) -> Path:
 )
 def debug_rollouts(context: dg.AssetExecutionContext, config: DebugConfig, paths: DataPaths, models: ModelCheckpoints,
                    jax_runtime: JaxRuntime) -> dg.MaterializeResult:
-    from cecl_pipeline.forecast.debug_rollouts import debug_rollouts as rollouts_of, rollouts_markdown, serving_policy, summary_line, write_rollouts
+    from cecl_pipeline.envs.registry import get_env
+    from cecl_pipeline.forecast.debug_rollouts import debug_rollouts as rollouts_of
+    from cecl_pipeline.forecast.debug_rollouts import rollouts_markdown, serving_policy, summary_line, write_rollouts
     from cecl_pipeline.forecast.policy_samples import SampleSettings
-    from cecl_pipeline.grpo.policy_store import PolicyStore
+    from cecl_pipeline.grpo.rewards import ForecastReward
+    from cecl_pipeline.grpo.trainer import GRPOConfig
 
     jax_runtime.apply_in_process()
     quarter = quarter_of(context)
     try:
-        policy = serving_policy(PolicyStore(policy_store_root(models)), quarter, models.jax_path(), grpo_config(PolicyConfig()))
+        policy = serving_policy(policy_store(models), quarter, models.jax_path(), GRPOConfig())
         knobs = policy.knobs
-        env = config.env or knobs.env
+        env = get_env(config.env or knobs.env)
         settings = SampleSettings(samples=config.samples, temperature=config.temperature, seed=config.seed,
                                   max_new_tokens=config.max_new_tokens or knobs.num_generation_tokens, prompt_length=knobs.prompt_length)
-        rewards = dataclasses.replace(knobs.rewards, strict_single=env == "nco_single")
-        rollouts = rollouts_of(policy.checkpoint, paths.layout().prompts_parquet(quarter), env, quarter, settings, config.prompts, rewards,
+        reward = ForecastReward(env.answer, knobs.rewards)
+        rollouts = rollouts_of(policy.checkpoint, paths.layout().prompts_parquet(quarter), env, quarter, settings, config.prompts, reward,
                                knobs.loss.advantage_scale, context.log.info)
     except (FileNotFoundError, ValueError) as error:
         raise refuse(error) from None

@@ -17,7 +17,8 @@ CURVE_COLUMNS = ("step", "reward_mean", "parse_rate", "mae", "kl", "entropy", "g
 
 def main() -> None:
     with open_dagster_pipes() as pipes:
-        from cecl_pipeline.grpo.job import PolicyJob, run_policy_job
+        from cecl_pipeline.grpo.policy_training import run_policy_job
+        from cecl_pipeline.grpo.training_job import PolicyJob
 
         job = PolicyJob.from_dict(pipes.get_extra("job"))
         pipes.log.info(f"grpo_policy {job.quarter}: {job.members} member(s) × {job.steps} GRPO steps on {len(job.prompt_files)} prompt file(s), "
@@ -55,7 +56,7 @@ def _mean(values: list) -> float | None:
 
 
 def _curve_markdown(member_dir: str, max_rows: int = 40) -> str:
-    from cecl_pipeline.grpo.member import METRICS_FILE
+    from cecl_pipeline.grpo.policy_store import METRICS_FILE
 
     rows = [json.loads(line) for line in (Path(member_dir) / METRICS_FILE).read_text().splitlines()]
     stride = max(len(rows) // max_rows, 1)

@@ -30,11 +30,12 @@ class ModelCheckpoints(dg.ConfigurableResource):
         return checkpoint_dir() / "jax" / f"{self.hf_path().name}-{self.dtype}"
 
 
-@dg.asset(group_name="model", kinds={"safetensors"}, description="The HF Qwen3 directory (by default a random-initialised tiny Qwen3 with a locally trained tokenizer).")
+@dg.asset(group_name="model", kinds={"safetensors"},
+          description="The HF Qwen3 directory (by default a random-initialised tiny Qwen3 with a locally trained tokenizer).")
 def hf_checkpoint(context: dg.AssetExecutionContext, models: ModelCheckpoints) -> dg.MaterializeResult:
+    from cecl_pipeline.bootstrap.default_model import default_recipe, is_current, write_default_hf_checkpoint
     from cecl_pipeline.llm.config import ConfigError, Qwen3Config
     from cecl_pipeline.llm.convert import ConversionError, describe_hf_dir
-    from cecl_pipeline.llm.default_model import default_recipe, is_current, write_default_hf_checkpoint
 
     started = time.perf_counter()
     path = models.hf_path()

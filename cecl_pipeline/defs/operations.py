@@ -11,8 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from cecl_pipeline.defs.metadata import refuse, report_metadata
-from cecl_pipeline.defs.policy import JaxRuntime
-from cecl_pipeline.defs.resources import DataPaths
+from cecl_pipeline.defs.resources import DataPaths, JaxRuntime
 from cecl_pipeline.settings import checkpoint_dir, results_dir
 
 GROUP = "operations"
@@ -53,14 +52,15 @@ class ProgressConfig(dg.Config):
 def training_progress(context: dg.AssetExecutionContext, config: ProgressConfig) -> dg.MaterializeResult:
     from dagster._core.errors import DagsterExecutionInterruptedError  # what Ctrl-C / "Terminate" raises in a step
 
-    from cecl_pipeline.grpo.member import step_line
-    from cecl_pipeline.grpo.monitor import follow, training_in_progress
+    from cecl_pipeline.grpo.metrics_log import step_line
+    from cecl_pipeline.grpo.monitor import follow
+    from cecl_pipeline.grpo.policy_store import training_in_progress
 
-    path = training_in_progress(checkpoint_dir())
-    if path is None:
-        say(context, f"no training in progress under {checkpoint_dir() / 'grpo'}")
+    training = training_in_progress(checkpoint_dir())
+    if training is None:
+        say(context, f"no training in progress under {checkpoint_dir()}")
         return dg.MaterializeResult(metadata={"training": "none in progress"})
-    quarter, member = path.parents[2].name, int(path.parent.name.removeprefix("member-"))
+    quarter, member, path = training.quarter, training.member, training.metrics
     say(context, f"following grpo_policy {quarter} member {member}: {path}")
     steps = []
     try:
@@ -87,7 +87,7 @@ def checkpoint_cleanup(context: dg.AssetExecutionContext, config: CleanupConfig)
     from cecl_pipeline.grpo.policy_store import stale_policies
 
     try:
-        stale = stale_policies(checkpoint_dir() / "grpo", config.keep)
+        stale = stale_policies(checkpoint_dir(), config.keep)
     except ValueError as error:
         raise refuse(error) from None
     for policy in stale:
@@ -126,7 +126,7 @@ def policy_validation(context: dg.AssetExecutionContext, config: ValidationConfi
                       jax_runtime: JaxRuntime) -> dg.MaterializeResult:
     from cecl_pipeline.forecast.policy_samples import SampleSettings
     from cecl_pipeline.forecast.report import headline
-    from cecl_pipeline.forecast.validation import validate_checkpoint
+    from cecl_pipeline.forecast.validate_nco import validate_checkpoint
     from cecl_pipeline.quarters import quarter_range
 
     jax_runtime.apply_in_process()

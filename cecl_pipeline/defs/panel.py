@@ -3,10 +3,10 @@
 
 import dagster as dg
 
+from cecl_pipeline.bootstrap.default_data import ensure_default_data
 from cecl_pipeline.defs.metadata import check_result, check_specs, file_metadata, log_outcomes, markdown_table, refuse
 from cecl_pipeline.defs.partitions import quarter_of, quarterly
 from cecl_pipeline.defs.resources import DataPaths
-from cecl_pipeline.panel.default_data import ensure_default_data
 from cecl_pipeline.panel.errors import DropFileError
 from cecl_pipeline.panel.ingest import ingest_macro, ingest_quarter
 from cecl_pipeline.panel.store import panel_summary

@@ -1,8 +1,10 @@
 """The one quarterly partitioning shared by every partitioned asset."""
 
+from collections.abc import Sequence
+
 import dagster as dg
 
-from cecl_pipeline.quarters import label
+from cecl_pipeline.quarters import label, to_ordinal
 
 FIRST_PARTITION = "1985-01-01"  # the earliest quarter in the public FRED charge-off history
 
@@ -12,3 +14,17 @@ quarterly = dg.TimeWindowPartitionsDefinition(start=FIRST_PARTITION, fmt="%Y-%m-
 def quarter_of(context: dg.AssetExecutionContext) -> str:
     """The run's partition as a label (``2019Q1``)."""
     return label(context.partition_key)
+
+
+class NoPartitionError(ValueError):
+    """A quarter the partitions do not have: before the first, or not yet ended."""
+
+
+def check_partitions(quarters: Sequence[str]) -> None:
+    """Refuse, in one line, quarters outside the partitions (a quarter's partition exists once the quarter has ended)."""
+    first, last = label(quarterly.get_first_partition_key()), label(quarterly.get_last_partition_key())
+    for quarter in quarters:
+        if to_ordinal(quarter) > to_ordinal(last):
+            raise NoPartitionError(f"{quarter} has no partition yet: a quarter's partition exists once it has ended; the latest is {last}")
+        if to_ordinal(quarter) < to_ordinal(first):
+            raise NoPartitionError(f"{quarter} has no partition: the partitions start at {first}")

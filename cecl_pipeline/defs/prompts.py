@@ -10,9 +10,9 @@ from cecl_pipeline.defs.metadata import file_metadata, markdown_table, refuse
 from cecl_pipeline.defs.panel import macro_history, nco_panel
 from cecl_pipeline.defs.partitions import quarter_of, quarterly
 from cecl_pipeline.defs.resources import DataPaths
-from cecl_pipeline.panel.prompt_dataset import PromptRequest, build_prompt_dataset
+from cecl_pipeline.envs.prompt_dataset import PromptRequest, build_prompt_dataset
+from cecl_pipeline.envs.registry import ENVS
 from cecl_pipeline.settings import DEFAULT_LOOKBACK
-
 
 with warnings.catch_warnings():
     # allow_nonexistent_upstream_partitions is marked beta; the first 12 partitions have no full history and need it.
@@ -21,7 +21,7 @@ with warnings.catch_warnings():
 
 
 class PromptsConfig(dg.Config):
-    envs: list[str] = ["nco", "nco_single", "nco_enhanced"]
+    envs: list[str] = list(ENVS)  # names from cecl_pipeline.envs.registry
     tokenizer_dir: str = ""  # a model tokenizer folder whose chat template formats the prompts; empty = plain text
     enable_thinking: bool = False
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from cecl_pipeline.defs.partitions import check_partitions
 from cecl_pipeline.quarters import to_partition_key
 
 # The CLI prints one line per run; the full event log stays in the instance and the web UI.
@@ -53,7 +54,7 @@ def home_instance() -> dg.DagsterInstance:
 
 
 def _all_assets():
-    from cecl_pipeline.definitions import defs
+    from cecl_pipeline.defs.graph import defs
 
     return defs, list(defs.assets or [])
 
@@ -62,6 +63,7 @@ def run_assets(
     selection: Sequence[str], quarter: str | None = None, instance: dg.DagsterInstance | None = None, run_config: dict | None = None
 ) -> dg.ExecuteInProcessResult:
     """One in-process run of ``selection`` (asset names) for a quarter, or unpartitioned when ``quarter`` is None."""
+    check_partitions([quarter] if quarter else [])
     defs, assets = _all_assets()
     config = {**QUIET_LOGS, **(run_config or {})}
     return dg.materialize(
@@ -78,6 +80,7 @@ def run_assets(
 
 def run_job(name: str, quarter: str | None = None, instance: dg.DagsterInstance | None = None, run_config: dict | None = None) -> RunSummary:
     """One in-process run of the named job (see defs/jobs.py), for a quarter when it is partitioned."""
+    check_partitions([quarter] if quarter else [])
     defs, _ = _all_assets()
     result = defs.resolve_job_def(name).execute_in_process(
         run_config={**QUIET_LOGS, **(run_config or {})},
@@ -102,6 +105,7 @@ def materialize_quarters(
 ) -> list[RunSummary]:
     """One run per quarter, oldest first, of ``selection`` (or of the named ``job``); stops at the first failure
     because later quarters build on earlier ones."""
+    check_partitions(quarters)  # all of them before the first run
     summaries = []
     for i, quarter in enumerate(quarters, 1):
         summary = run_job(job, quarter, instance, run_config) if job else materialize(selection, quarter, instance, run_config)

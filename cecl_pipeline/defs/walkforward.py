@@ -3,11 +3,11 @@
 import dagster as dg
 
 from cecl_pipeline.defs.metadata import file_metadata, markdown_table, refuse, report_metadata
-from cecl_pipeline.defs.partitions import quarter_of, quarterly
-from cecl_pipeline.defs.policy import JaxRuntime, grpo_policy, policy_store_root
-from cecl_pipeline.defs.prompts import nco_prompts
-from cecl_pipeline.defs.resources import DataPaths
 from cecl_pipeline.defs.model import ModelCheckpoints
+from cecl_pipeline.defs.partitions import quarter_of, quarterly
+from cecl_pipeline.defs.policy import grpo_policy, policy_store
+from cecl_pipeline.defs.prompts import nco_prompts
+from cecl_pipeline.defs.resources import DataPaths, JaxRuntime
 from cecl_pipeline.settings import results_dir
 
 
@@ -35,7 +35,7 @@ def walkforward_forecasts(context: dg.AssetExecutionContext, config: Walkforward
     jax_runtime.apply_in_process()
     quarter = quarter_of(context)
     try:
-        result = forecast_policy_quarter(quarter, config, paths.layout(), policy_store_root(models), context.log.info)
+        result = forecast_policy_quarter(quarter, config, paths.layout(), policy_store(models), context.log.info)
     except (FileNotFoundError, ValueError) as error:
         raise refuse(error) from None
     metrics = result.metrics()

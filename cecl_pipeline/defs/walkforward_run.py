@@ -12,13 +12,12 @@ from cecl_pipeline.settings import DataLayout
 REPORT_TITLE = "Walk-forward evaluation: GRPO policy vs baselines"
 
 
-def forecast_policy_quarter(quarter: str, config, layout: DataLayout, store_root: Path, log: Callable[[str], None]) -> QuarterForecast:
+def forecast_policy_quarter(quarter: str, config, layout: DataLayout, store: PolicyStore, log: Callable[[str], None]) -> QuarterForecast:
     """Forecast Q with every member of grpo_policy[Q], sampling as the policy was trained to answer."""
-    store = PolicyStore(store_root)
     manifest = store.read_manifest(quarter)
     if manifest is None:
         raise FileNotFoundError(f"no grpo_policy for {quarter} in {store.quarter_dir(quarter)}: materialize it first (cecl train --first {quarter})")
-    checkpoints = [Checkpoint(Path(m["path"]), f"{store_root.name}/{quarter}/member-{m['member']}") for m in manifest["members"]]
+    checkpoints = [Checkpoint(Path(m["path"]), f"{store.root.name}/{quarter}/member-{m['member']}") for m in manifest["members"]]
     trained = manifest["job"]["grpo"]
     settings = SampleSettings(samples=config.samples, temperature=config.temperature, max_new_tokens=trained["num_generation_tokens"],
                               prompt_length=trained["prompt_length"], batch=config.inference_batch, seed=config.seed)

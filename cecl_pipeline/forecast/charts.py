@@ -9,12 +9,12 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on servers, and no GUI toolkit to import
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from cecl_pipeline.files import atomic_path  # noqa: E402
-from cecl_pipeline.forecast.metrics import directional_hits  # noqa: E402
-from cecl_pipeline.quarters import to_ordinal  # noqa: E402
+from cecl_pipeline.files import atomic_path
+from cecl_pipeline.forecast.metrics import directional_hits
+from cecl_pipeline.quarters import to_ordinal
 
 DPI = 90
 

@@ -13,12 +13,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cecl_pipeline.envs.registry import Env
 from cecl_pipeline.files import atomic_dir
 from cecl_pipeline.forecast.policy_samples import SampleSettings, sample_checkpoint
 from cecl_pipeline.forecast.walkforward import load_examples
+from cecl_pipeline.grpo.loss import group_advantages
 from cecl_pipeline.grpo.policy_store import PolicyStore
-from cecl_pipeline.grpo.rewards import RewardConfig, score_batch
+from cecl_pipeline.grpo.rewards import RewardFn
 from cecl_pipeline.grpo.trainer import GRPOConfig
+from cecl_pipeline.grpo.training_job import grpo_config_from_dict
+
 
 @dataclass(frozen=True)
 class ServingPolicy:
@@ -28,8 +32,6 @@ class ServingPolicy:
 
 def serving_policy(store: PolicyStore, quarter: str, base_checkpoint: Path, base_knobs: GRPOConfig) -> ServingPolicy:
     """Member 0 of grpo_policy[Q] with its own knobs, or the base checkpoint with ``base_knobs`` before Q is trained."""
-    from cecl_pipeline.grpo.job import grpo_config_from_dict
-
     manifest = store.read_manifest(quarter)
     if manifest is None:
         if not base_checkpoint.is_dir():
@@ -42,18 +44,16 @@ def serving_policy(store: PolicyStore, quarter: str, base_checkpoint: Path, base
 COLUMNS = ["prompt_id", "segment", "sample", "target", "parsed", "error", "format_ok", "reward", "advantage", "completion"]
 
 
-def debug_rollouts(checkpoint_dir: Path, prompts_path: Path, env: str, quarter: str, settings: SampleSettings, prompts: int,
-                   rewards: RewardConfig, advantage_scale: str = "std", log: Callable[[str], None] = print) -> pd.DataFrame:
+def debug_rollouts(checkpoint_dir: Path, prompts_path: Path, env: Env, quarter: str, settings: SampleSettings, prompts: int,
+                   reward: RewardFn, advantage_scale: str = "std", log: Callable[[str], None] = print) -> pd.DataFrame:
     """G completions for each of the first ``prompts`` prompts of Q, scored with the training reward; one row per completion."""
-    from cecl_pipeline.grpo.loss import group_advantages
-
     if prompts < 1:
         raise ValueError(f"prompts must be at least 1, got {prompts}")
-    examples = load_examples(prompts_path, env, quarter).head(prompts)
-    samples = sample_checkpoint(checkpoint_dir, examples, env, quarter, settings, log=log)
+    examples = load_examples(prompts_path, env.name, quarter).head(prompts)
+    samples = sample_checkpoint(checkpoint_dir, examples, env.name, quarter, settings, log=log)
     by_prompt = examples.set_index("prompt_id")
     targets = by_prompt.loc[samples["prompt_id"], "target"].to_numpy(float)
-    scored = score_batch(list(samples["completion"]), list(targets), rewards)
+    scored = reward(list(samples["completion"]), list(targets))
     reward = np.array([s.total for s in scored])
     return pd.DataFrame({
         "prompt_id": samples["prompt_id"],

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cecl_pipeline.envs.registry import get_env
 from cecl_pipeline.files import sha256_file
-from cecl_pipeline.grpo.rewards import RewardConfig, plausible_answer
+from cecl_pipeline.grpo.rewards import ForecastReward
 from cecl_pipeline.llm.checkpoint import MANIFEST
 from cecl_pipeline.quarters import to_ordinal
 
@@ -44,10 +45,10 @@ def sample_checkpoint(checkpoint_dir: Path | str, prompts: pd.DataFrame, env: st
     """
     import jax
 
-    from cecl_pipeline.grpo.member import encode_texts, render_prompts, stop_and_pad_ids
-    from cecl_pipeline.grpo.rollout import decode_completions, generate
     from cecl_pipeline.llm.chat_template import ChatTemplate
     from cecl_pipeline.llm.checkpoint import load_jax_checkpoint
+    from cecl_pipeline.llm.generation import decode_completions, generate
+    from cecl_pipeline.llm.prompt_tokens import encode_texts, render_prompts, stop_and_pad_ids
     from cecl_pipeline.llm.sampler import SamplingConfig
 
     started = time.perf_counter()
@@ -62,8 +63,8 @@ def sample_checkpoint(checkpoint_dir: Path | str, prompts: pd.DataFrame, env: st
     sequences, sequence_valid = generate(params, model_config, tokens, valid, sampling, rng, settings.batch, repeat)
     width = tokens.shape[1]
     completions = decode_completions(sequences, sequence_valid, width, template.tokenizer, pad_id)
-    rewards = RewardConfig(strict_single=env == "nco_single")
-    parsed = [plausible_answer(c, rewards) for c in completions]
+    reading = ForecastReward(get_env(env).answer)
+    parsed = [reading.plausible(c) for c in completions]
     new_tokens = sequence_valid[:, width:].sum(axis=1)
     seconds = time.perf_counter() - started
     log(f"member {member}: {len(completions)} completions ({len(prompts)} prompts × {repeat}) in {seconds:.1f} s · "

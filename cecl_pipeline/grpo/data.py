@@ -35,24 +35,19 @@ def training_quarters_before(available: list[str], quarter: str) -> list[str]:
     return [q for q in available if to_ordinal(q) < to_ordinal(quarter)]
 
 
-def tokenize_left_padded(texts: list[str], tokenizer, width: int, pad_id: int, ids: list[str] | None = None,
-                         fit_multiple: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids [N, width] int32 padded on the left, and their validity mask; refuses prompts longer than ``width``.
+@dataclass(frozen=True)
+class PromptSet:
+    """Encoded prompts and their realised targets: what rollouts and the warm-start read."""
 
-    With ``fit_multiple``, the width shrinks to the longest prompt rounded up to that multiple (never
-    above ``width``), so short prompts do not pay for a generous ``prompt_length``.
-    """
-    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    lengths = np.array([len(e) for e in encoded])
-    if (too_long := np.flatnonzero(lengths > width)).size:
-        names = [ids[i] if ids else f"#{i}" for i in too_long[:5]]
-        raise ValueError(f"{too_long.size} prompt(s) exceed prompt_length {width} tokens (longest {lengths.max()}): {', '.join(names)}; raise prompt_length")
-    if fit_multiple and len(lengths):
-        width = min(width, -(-int(lengths.max()) // fit_multiple) * fit_multiple)
-    tokens = np.full((len(texts), width), pad_id, np.int32)
-    valid = np.arange(width)[None, :] >= (width - lengths)[:, None]
-    tokens[valid] = np.concatenate([np.asarray(e, np.int32) for e in encoded]) if len(encoded) else []
-    return tokens, valid
+    tokens: np.ndarray  # [n, P] int32, left-padded
+    valid: np.ndarray  # [n, P] bool
+    targets: np.ndarray  # [n] float64, the realised NCO rate of each prompt's target quarter
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def take(self, rows) -> PromptSet:
+        return PromptSet(self.tokens[rows], self.valid[rows], self.targets[rows])
 
 
 @dataclass

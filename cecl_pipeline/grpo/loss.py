@@ -28,23 +28,23 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+from cecl_pipeline.grpo.knobs import ADVANTAGE_SCALES, AGGREGATIONS, default
+
 Aggregation = Literal["token_mean", "seq_mean_token_mean", "constant"]
 AdvantageScale = Literal["std", "none"]
-AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "constant")
-ADVANTAGE_SCALES = ("std", "none")
 
 
 @dataclasses.dataclass(frozen=True)
 class GRPOLossConfig:
     """Static loss settings; hashable, so it can be a ``static_argnames`` of ``jax.jit``."""
 
-    epsilon_low: float = 0.2  # ratio floor 1 - epsilon_low (binds for A < 0)
-    epsilon_high: float = 0.28  # ratio ceiling 1 + epsilon_high (binds for A > 0), DAPO clip-higher
-    beta: float = 0.0  # k3 KL coefficient; 0 needs no reference model
-    aggregation: Aggregation = "token_mean"
+    epsilon_low: float = default("grpo.loss.epsilon_low")  # ratio floor 1 - epsilon_low (binds for A < 0)
+    epsilon_high: float = default("grpo.loss.epsilon_high")  # ratio ceiling 1 + epsilon_high (binds for A > 0), DAPO clip-higher
+    beta: float = default("grpo.loss.beta")  # k3 KL coefficient; 0 needs no reference model
+    aggregation: Aggregation = default("grpo.loss.aggregation")
     constant_normalizer: float | None = None  # "constant" only; None -> T
-    advantage_scale: AdvantageScale = "std"  # read by the caller of group_advantages
-    drop_zero_advantage_groups: bool = False  # needs group_size in grpo_loss
+    advantage_scale: AdvantageScale = default("grpo.loss.advantage_scale")  # read by the caller of group_advantages
+    drop_zero_advantage_groups: bool = default("grpo.loss.drop_zero_advantage_groups")  # needs group_size in grpo_loss
 
     def __post_init__(self):
         if self.aggregation not in AGGREGATIONS:

@@ -4,26 +4,38 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
+from cecl_pipeline.envs.registry import Env, get_env
 from cecl_pipeline.files import atomic_dir, write_bytes_atomic
-from cecl_pipeline.grpo.checkpoints import TrainCheckpoints
-from cecl_pipeline.grpo.data import load_training_prompts, tokenize_left_padded
-from cecl_pipeline.grpo.job import Log, PolicyJob
-from cecl_pipeline.grpo.metrics_log import JsonlLog, MetricsLog, WandbLog
+from cecl_pipeline.grpo.data import PromptSet, load_training_prompts
+from cecl_pipeline.grpo.metrics_log import JsonlLog, MetricsLog, WandbLog, step_line
+from cecl_pipeline.grpo.policy_store import JOB_FILE, METRICS_FILE
 from cecl_pipeline.grpo.provenance import training_targets_through
+from cecl_pipeline.grpo.rewards import ForecastReward
 from cecl_pipeline.grpo.sft import sft_data, warm_start
+from cecl_pipeline.grpo.train_checkpoints import TrainCheckpoints
 from cecl_pipeline.grpo.trainer import GRPOTrainer, train
+from cecl_pipeline.grpo.training_job import Log, PolicyJob
 from cecl_pipeline.llm.chat_template import ChatTemplate
 from cecl_pipeline.llm.checkpoint import MANIFEST, load_jax_checkpoint, save_params
 from cecl_pipeline.llm.convert import copy_side_files
+from cecl_pipeline.llm.prompt_tokens import encode_prompts, stop_and_pad_ids
 
-JOB_FILE, METRICS_FILE, START_PARAMS = "job.json", "metrics.jsonl", "start"
-PROMPT_WIDTH_MULTIPLE = 16  # prompt tensors are padded to a multiple of this, not to prompt_length
+START_PARAMS = "start"
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """A member's training prompts, encoded with its base checkpoint's chat template, and how its answers are read."""
+
+    prompts: PromptSet
+    tokenizer: object
+    eos_token_ids: tuple[int, ...]
+    env: Env
 
 
 def train_member(job: PolicyJob, member: int, fingerprint: str, log: Log) -> dict:
@@ -35,13 +47,14 @@ def train_member(job: PolicyJob, member: int, fingerprint: str, log: Log) -> dic
     work = _work_dir(job, member, fingerprint, log)
     base = job.base_dir(member)
     model_config, params = load_jax_checkpoint(base, dtype="float32")
-    trainer = build_trainer(job, member, base, model_config)
+    data = training_data(job, base, model_config)
     with TrainCheckpoints(work / "train", max_to_keep=2, save_every=job.checkpoint_every) as checkpoints:
         resuming = checkpoints.latest_step() is not None
         if resuming:
             log(f"member {member}: resuming from step {checkpoints.latest_step()}/{job.steps} in {work / 'train'}")
             _forget_metrics_after(work / METRICS_FILE, checkpoints.latest_step())
-        start = starting_params(job, member, trainer, params, work, resuming, log)
+        start = starting_params(job, member, data, model_config, params, work, resuming, log)
+        trainer = build_trainer(job, member, data, model_config, start)
         with _metrics_sinks(job, member, work) as metrics:
             state = train(trainer, start, job.steps, checkpoints, on_step=lambda m: (metrics(m), log(step_line(m, job.steps, member))))
     _write_policy(final, state["params"], base, work, fingerprint, job, member)
@@ -69,47 +82,25 @@ def _forget_metrics_after(path: Path, step: int) -> None:
         write_bytes_atomic(path, "".join(f"{line}\n" for line in kept).encode())
 
 
-def build_trainer(job: PolicyJob, member: int, base: Path, model_config) -> GRPOTrainer:
-    """The member's trainer over the job's training prompts, rendered with the base checkpoint's chat template."""
-    config = replace(job.grpo, seed=job.member_seed(member))
+def training_data(job: PolicyJob, base: Path, model_config) -> TrainingData:
+    """The job's training prompts of its env (targets before its quarter only), rendered with the base checkpoint's chat template."""
     template = ChatTemplate(base)
-    prompts = load_training_prompts([Path(p) for p in job.prompt_files], config.env, job.quarter)
-    tokens, valid = encode_prompts(template, prompts, config.prompt_length)
-    tokenizer = template.tokenizer
-    return GRPOTrainer(config, model_config, tokenizer, tokens, valid, prompts["target"].to_numpy(np.float64), *stop_and_pad_ids(model_config, tokenizer))
+    env = get_env(job.grpo.env)
+    frame = load_training_prompts([Path(p) for p in job.prompt_files], env.name, job.quarter)
+    tokens, valid = encode_prompts(template, frame, job.grpo.prompt_length)
+    eos_token_ids, _ = stop_and_pad_ids(model_config, template.tokenizer)
+    return TrainingData(PromptSet(tokens, valid, frame["target"].to_numpy(np.float64)), template.tokenizer, eos_token_ids, env)
 
 
-def stop_and_pad_ids(model_config, tokenizer) -> tuple[tuple[int, ...], int]:
-    """The EOS ids a completion stops at (the model's) and the pad id (the tokenizer's)."""
-    eos = model_config.eos_token_id
-    return (() if eos is None else (int(eos),)), tokenizer.pad_token_id
+def build_trainer(job: PolicyJob, member: int, data: TrainingData, model_config, start) -> GRPOTrainer:
+    """Member ``member``'s trainer: its seed, the env's reward, and ``start`` as the KL reference."""
+    config = replace(job.grpo, seed=job.member_seed(member))
+    reward = ForecastReward(data.env.answer, config.rewards)
+    return GRPOTrainer(config, model_config, data.prompts, data.tokenizer, data.eos_token_ids, reward, reference_params=start)
 
 
-def render_prompts(template: ChatTemplate, prompts) -> list[str]:
-    """The prompt rows' system + user text in the model's chat template: exactly what the model reads."""
-    return template.render(pa.array(prompts["system"], pa.string()), pa.array(prompts["user"], pa.string())).to_pylist()
-
-
-def encode_prompts(template: ChatTemplate, prompts, prompt_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Left-padded token ids and validity of the rendered prompt rows."""
-    return encode_texts(template, render_prompts(template, prompts), list(prompts["prompt_id"]), prompt_length)
-
-
-def encode_texts(template: ChatTemplate, texts: list[str], ids: list[str], prompt_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Left-padded token ids and validity of already rendered prompt ``texts`` (``ids`` name them in errors)."""
-    pad = template.tokenizer.pad_token_id
-    return tokenize_left_padded(texts, template.tokenizer, prompt_length, pad, ids, fit_multiple=PROMPT_WIDTH_MULTIPLE)
-
-
-def starting_params(job: PolicyJob, member: int, trainer: GRPOTrainer, params, work: Path, resuming: bool, log: Log):
-    """The params GRPO starts from, which are also the trainer's KL reference when beta > 0."""
-    start = _warm_started(job, member, trainer, params, work, resuming, log)
-    trainer.reference_params = start if job.grpo.loss.beta > 0 else None
-    return start
-
-
-def _warm_started(job: PolicyJob, member: int, trainer: GRPOTrainer, params, work: Path, resuming: bool, log: Log):
-    """The base, or the base after the SFT warm-start (saved, so a resume reuses it)."""
+def starting_params(job: PolicyJob, member: int, data: TrainingData, model_config, params, work: Path, resuming: bool, log: Log):
+    """The base, or the base after the SFT warm-start (saved, so a resume reuses it): where GRPO starts, and its KL reference."""
     if job.warm_started or job.sft.steps <= 0:
         return params
     saved = work / START_PARAMS
@@ -117,31 +108,22 @@ def _warm_started(job: PolicyJob, member: int, trainer: GRPOTrainer, params, wor
         return load_jax_checkpoint(saved, dtype="float32")[1]
     if resuming:
         raise RuntimeError(f"{work}: train checkpoints without the warm-started params they began from; delete {work} to retrain")
-    data = sft_data(trainer.tokens, trainer.valid, trainer.targets, trainer.tokenizer, trainer.sampling.eos_token_ids[0],
-                    trainer.sampling.pad_token_id, job.sft.decimals)
+    sft = sft_data(data.prompts, data.env.answer, data.tokenizer, data.eos_token_ids[0])
     every = max(job.sft.steps // 10, 1)
     log(f"member {member}: SFT warm-start, {job.sft.steps} steps × {job.sft.batch_size} prompts")
     sft_log = lambda m: m["sft_step"] % every == 0 and log(f"member {member}: SFT step {m['sft_step']}/{job.sft.steps} · loss {m['sft_loss']:.3f}")
-    params = warm_start(params, trainer.model_config, data, job.sft, job.member_seed(member), on_step=sft_log)
+    params = warm_start(params, model_config, sft, job.sft, job.member_seed(member), on_step=sft_log)
     _save_checkpoint_dir(saved, params, job.base_dir(member), {"stage": "sft", "steps": job.sft.steps})
     return params
 
 
 def _metrics_sinks(job: PolicyJob, member: int, work: Path) -> MetricsLog:
     sinks = [JsonlLog(work / METRICS_FILE)]
-    if job.wandb_dir:
+    if job.wandb:
         name = f"grpo-{job.quarter}-member{member}"
         config = {**job.to_dict(), "member": member}
         sinks.append(WandbLog(job.wandb_dir, config, project=job.wandb_project or None, name=name))
     return MetricsLog(*sinks)
-
-
-def step_line(m: dict, steps: int, member: int) -> str:
-    """One progress line per GRPO step, for the run log."""
-    mae = "—" if m["mae"] is None else f"{m['mae']:.3f} pp"
-    return (f"member {member}: GRPO step {m['step']}/{steps} · reward {m['reward_mean']:+.3f} ± {m['reward_std']:.3f} · "
-            f"parsed {m['parse_rate']:.0%} · MAE {mae} · KL {m['kl']:.4f} · clip {m['clip_fraction']:.2f} · "
-            f"{m['tokens_per_second']:.0f} tok/s · MFU {m['mfu']:.1%} · {m['step_seconds']:.1f} s")
 
 
 def _save_checkpoint_dir(final: Path, params, base: Path, manifest: dict, extra_files: tuple[Path, ...] = ()) -> None:

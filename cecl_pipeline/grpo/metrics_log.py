@@ -81,3 +81,11 @@ class MetricsLog:
     def __exit__(self, *exc) -> None:
         for sink in self.sinks:
             sink.close()
+
+
+def step_line(m: dict, steps: int, member: int) -> str:
+    """One progress line per GRPO step, for the run log."""
+    mae = "—" if m["mae"] is None else f"{m['mae']:.3f} pp"
+    return (f"member {member}: GRPO step {m['step']}/{steps} · reward {m['reward_mean']:+.3f} ± {m['reward_std']:.3f} · "
+            f"parsed {m['parse_rate']:.0%} · MAE {mae} · KL {m['kl']:.4f} · clip {m['clip_fraction']:.2f} · "
+            f"{m['tokens_per_second']:.0f} tok/s · MFU {m['mfu']:.1%} · {m['step_seconds']:.1f} s")

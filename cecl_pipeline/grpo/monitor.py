@@ -1,4 +1,4 @@
-"""Following a training in progress: the newest member's metrics.jsonl, line by line as steps finish."""
+"""Following a training in progress: a member's metrics.jsonl, line by line as steps finish."""
 
 from __future__ import annotations
 
@@ -6,14 +6,6 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-
-from cecl_pipeline.grpo.member import METRICS_FILE
-
-
-def training_in_progress(checkpoint_root: Path) -> Path | None:
-    """The most recently written metrics file of a member still training (under ``<store>/<Q>/work/``), if any."""
-    files = list(Path(checkpoint_root).glob(f"grpo/*/*/work/member-*/{METRICS_FILE}"))
-    return max(files, key=lambda p: p.stat().st_mtime_ns) if files else None
 
 
 def follow(path: Path, poll_seconds: float = 1.0, keep_going: Callable[[], bool] = lambda: True) -> Iterator[dict]:

@@ -27,14 +27,16 @@ from dataclasses import dataclass
 import jax
 import optax
 
+from cecl_pipeline.grpo.knobs import default
+
 NORM_LEAF = "scale"
 EMBEDDING_LEAF = "embedding"
 
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    learning_rate: float = 1e-5
-    warmup_steps: int = 10
+    learning_rate: float = default("grpo.optimizer.learning_rate")
+    warmup_steps: int = default("grpo.optimizer.warmup_steps")
     total_steps: int = 1000  # optimizer updates, warmup included
     min_lr_ratio: float = 0.1  # final learning rate as a fraction of the peak
     weight_decay: float = 0.01

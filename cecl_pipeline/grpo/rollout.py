@@ -1,4 +1,4 @@
-"""Rollouts: G sampled completions per prompt, their rewards, advantages and old log-probs.
+"""Rollouts: G sampled completions per prompt, scored by the reward function given, with advantages and old log-probs.
 
 When an update reuses a rollout (several PPO epochs or minibatches), the old log-probs are
 recomputed with the forward pass that the update uses (``completion_logits``: the prompt once per
@@ -10,18 +10,29 @@ and the extra forward pass is skipped (as TRL does).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cecl_pipeline.grpo.data import PromptSet
+from cecl_pipeline.grpo.logprobs import completion_logprobs_jit
 from cecl_pipeline.grpo.loss import group_advantages, zero_advantage_groups
-from cecl_pipeline.grpo.policy import completion_logprobs_jit
-from cecl_pipeline.grpo.rewards import RewardConfig, score_batch
+from cecl_pipeline.grpo.rewards import RewardFn
 from cecl_pipeline.llm.config import Qwen3Config
-from cecl_pipeline.llm.sampler import SamplingConfig, sample
+from cecl_pipeline.llm.generation import decode_completions, generate
+from cecl_pipeline.llm.sampler import SamplingConfig
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    sampling: SamplingConfig  # length, temperature, stop and pad ids
+    tokenizer: object  # decodes completions for the reward
+    group_size: int  # G completions per prompt
+    inference_batch: int  # completions per sampler call
+    advantage_scale: str = "std"
+    old_logprobs: bool = True  # False when the update takes its own (see the module docstring)
 
 
 @dataclass
@@ -45,49 +56,23 @@ class Rollout:
         return arrays if self.old_logprobs is None else {**arrays, "old_logprobs": self.old_logprobs[rows]}
 
 
-def generate(params, config: Qwen3Config, tokens: np.ndarray, valid: np.ndarray, sampling: SamplingConfig, rng: jax.Array, chunk: int,
-             group_size: int = 1):
-    """``group_size`` completions of each prompt row, sampled ``chunk`` completions at a time (the inference batch).
-
-    Returns sequences and their validity, in runs of ``group_size`` rows per prompt. Within a chunk,
-    the completions of one prompt share its prefill.
-    """
-    share = math.gcd(chunk, group_size)  # completions of one prompt that always land in the same chunk
-    tokens, valid = np.repeat(tokens, group_size // share, 0), np.repeat(valid, group_size // share, 0)
-    rows = chunk // share
-    sequences, sequence_valid = [], []
-    for i, start in enumerate(range(0, len(tokens), rows)):
-        result = sample(params, config, tokens[start : start + rows], valid[start : start + rows], sampling, jax.random.fold_in(rng, i),
-                        group_size=share)
-        sequences.append(np.asarray(result.sequences))
-        sequence_valid.append(np.asarray(result.sequence_valid))
-    return np.concatenate(sequences), np.concatenate(sequence_valid)
-
-
-def decode_completions(sequences: np.ndarray, sequence_valid: np.ndarray, prompt_width: int, tokenizer, pad_id: int) -> list[str]:
-    """The text of each row's new tokens (special tokens such as EOS left out)."""
-    completion_ids = np.where(sequence_valid[:, prompt_width:], sequences[:, prompt_width:], pad_id)
-    return tokenizer.batch_decode(completion_ids.tolist(), skip_special_tokens=True)
-
-
-def rollout(params, config: Qwen3Config, tokens: np.ndarray, valid: np.ndarray, targets: np.ndarray, tokenizer,
-            sampling: SamplingConfig, group_size: int, rewards_config: RewardConfig, advantage_scale: str,
-            rng: jax.Array, chunk: int, old_logprobs: bool = True) -> Rollout:
-    """G completions for each of the prompts ``tokens`` [g, P], scored against ``targets`` [g]."""
-    prompt_width = tokens.shape[1]
-    sequences, sequence_valid = generate(params, config, tokens, valid, sampling, rng, chunk, group_size)
-    completions = decode_completions(sequences, sequence_valid, prompt_width, tokenizer, sampling.pad_token_id)
-    scored = score_batch(completions, np.repeat(targets, group_size).tolist(), rewards_config)
+def rollout(params, model_config: Qwen3Config, prompts: PromptSet, settings: RolloutSettings, reward: RewardFn, rng: jax.Array) -> Rollout:
+    """G completions for each of ``prompts``, scored by ``reward`` against the prompts' targets."""
+    g = settings.group_size
+    prompt_width = prompts.tokens.shape[1]
+    sequences, sequence_valid = generate(params, model_config, prompts.tokens, prompts.valid, settings.sampling, rng, settings.inference_batch, g)
+    completions = decode_completions(sequences, sequence_valid, prompt_width, settings.tokenizer, settings.sampling.pad_token_id)
+    scored = reward(completions, np.repeat(prompts.targets, g).tolist())
     rewards = jnp.asarray([r.total for r in scored], jnp.float32)
-    old = np.asarray(completion_logprobs_jit(params, config, sequences, sequence_valid, prompt_width, group_size)) if old_logprobs else None
+    old = np.asarray(completion_logprobs_jit(params, model_config, sequences, sequence_valid, prompt_width, g)) if settings.old_logprobs else None
     return Rollout(
         sequences=sequences,
         sequence_valid=sequence_valid,
         mask=sequence_valid[:, prompt_width:],
         old_logprobs=old,
         rewards=np.asarray(rewards),
-        advantages=np.asarray(group_advantages(rewards, group_size, scale=advantage_scale)),
-        kept=~np.asarray(zero_advantage_groups(rewards, group_size)),
+        advantages=np.asarray(group_advantages(rewards, g, scale=settings.advantage_scale)),
+        kept=~np.asarray(zero_advantage_groups(rewards, g)),
         completions=completions,
         parsed=[r.parsed for r in scored],
         errors=[r.error for r in scored],

@@ -20,27 +20,24 @@ import jax
 import numpy as np
 import optax
 
-from cecl_pipeline.grpo.data import CursorState, PromptCursor
+from cecl_pipeline.envs.answer import AnswerFormat
+from cecl_pipeline.grpo.data import CursorState, PromptCursor, PromptSet
+from cecl_pipeline.grpo.knobs import default
+from cecl_pipeline.grpo.logprobs import completion_mask, sft_loss
 from cecl_pipeline.grpo.optim import OptimizerConfig, make_optimizer
-from cecl_pipeline.grpo.policy import completion_mask, sft_loss
 from cecl_pipeline.llm.config import Qwen3Config
 
 
 @dataclass(frozen=True)
 class SFTConfig:
-    steps: int = 0  # 0 turns the warm-start off
-    batch_size: int = 16
-    learning_rate: float = 1e-3
+    steps: int = default("sft.steps")  # 0 turns the warm-start off
+    batch_size: int = default("sft.batch_size")
+    learning_rate: float = default("sft.learning_rate")
     warmup_steps: int = 10
-    decimals: int = 2  # digits after the point in the answer, as the prompts' example shows
 
     def optimizer(self) -> OptimizerConfig:
         return OptimizerConfig(learning_rate=self.learning_rate, warmup_steps=min(self.warmup_steps, max(self.steps - 1, 0)),
                                total_steps=max(self.steps, 1), weight_decay=0.0)
-
-
-def answer_text(target: float, decimals: int = 2) -> str:
-    return f"<answer>{target:.{decimals}f}</answer>"
 
 
 @dataclass
@@ -52,18 +49,19 @@ class SFTData:
     target_mask: np.ndarray  # [N, P + A − 1] bool
 
 
-def sft_data(prompt_tokens: np.ndarray, prompt_valid: np.ndarray, targets: np.ndarray, tokenizer, eos_id: int, pad_id: int,
-             decimals: int = 2) -> SFTData:
-    answers = tokenizer([answer_text(t, decimals) for t in targets], add_special_tokens=False)["input_ids"]
+def sft_data(prompts: PromptSet, answer: AnswerFormat, tokenizer, eos_id: int) -> SFTData:
+    """Each prompt followed by its target written in ``answer``'s format, then EOS."""
+    pad_id = tokenizer.pad_token_id
+    answers = tokenizer([answer.render(t) for t in prompts.targets], add_special_tokens=False)["input_ids"]
     width = max(len(a) for a in answers) + 1
     answer_tokens = np.full((len(answers), width), pad_id, np.int32)
     answer_valid = np.zeros((len(answers), width), bool)
     for row, ids in enumerate(answers):
         answer_tokens[row, : len(ids) + 1] = [*ids, eos_id]
         answer_valid[row, : len(ids) + 1] = True
-    sequences = np.concatenate([prompt_tokens, answer_tokens], axis=1)
-    valid = np.concatenate([prompt_valid, answer_valid], axis=1)
-    return SFTData(sequences, valid, np.asarray(completion_mask(prompt_tokens.shape[1], valid)))
+    sequences = np.concatenate([prompts.tokens, answer_tokens], axis=1)
+    valid = np.concatenate([prompts.valid, answer_valid], axis=1)
+    return SFTData(sequences, valid, np.asarray(completion_mask(prompts.tokens.shape[1], valid)))
 
 
 def warm_start(params, model_config: Qwen3Config, data: SFTData, config: SFTConfig, seed: int,

@@ -17,42 +17,42 @@ import jax
 import numpy as np
 import optax
 
-from cecl_pipeline.grpo.checkpoints import TrainCheckpoints
-from cecl_pipeline.grpo.data import CursorState, PromptCursor
+from cecl_pipeline.envs.registry import get_env
+from cecl_pipeline.grpo.data import CursorState, PromptCursor, PromptSet
+from cecl_pipeline.grpo.knobs import default
+from cecl_pipeline.grpo.logprobs import completion_logits, completion_logprobs_jit, token_logprobs
 from cecl_pipeline.grpo.loss import GRPOLossConfig, grpo_loss, mean_token_entropy
 from cecl_pipeline.grpo.optim import OptimizerConfig, learning_rate_at, make_optimizer
-from cecl_pipeline.grpo.policy import completion_logits, completion_logprobs_jit, token_logprobs
-from cecl_pipeline.grpo.rewards import RewardConfig
-from cecl_pipeline.grpo.rollout import Rollout, rollout
+from cecl_pipeline.grpo.rewards import RewardConfig, RewardFn
+from cecl_pipeline.grpo.rollout import Rollout, RolloutSettings, rollout
+from cecl_pipeline.grpo.train_checkpoints import TrainCheckpoints
 from cecl_pipeline.llm.config import Qwen3Config
 from cecl_pipeline.llm.flops import device_peak_flops, grouped_update_flops, matmul_peak_flops, mfu
 from cecl_pipeline.llm.sampler import SamplingConfig
-from cecl_pipeline.panel.prompts import ENVS
 
 
 @dataclass(frozen=True)
 class GRPOConfig:
-    """The seed's knobs, one to one, plus the loss, optimizer and reward settings."""
+    """The seed's knobs, one to one (defaults and meanings in ``knobs``), plus the loss, optimizer and reward settings."""
 
-    env: str = "nco"
-    groups_per_batch: int = 2  # prompts per step
-    group_size: int = 8  # completions per prompt (G)
-    ppo_minibatch: int = 8  # completions per update
-    ppo_epochs: int = 1
-    num_generation_tokens: int = 64
-    inference_batch_per_device: int = 16
-    prompt_length: int = 1024
-    temperature: float = 1.0
+    env: str = default("grpo.env")
+    groups_per_batch: int = default("grpo.groups_per_batch")
+    group_size: int = default("grpo.group_size")
+    ppo_minibatch: int = default("grpo.ppo_minibatch")
+    ppo_epochs: int = default("grpo.ppo_epochs")
+    num_generation_tokens: int = default("grpo.num_generation_tokens")
+    inference_batch_per_device: int = default("grpo.inference_batch_per_device")
+    prompt_length: int = default("grpo.prompt_length")
+    temperature: float = default("grpo.temperature")
     top_k: int = 0
     top_p: float = 1.0
-    seed: int = 0
+    seed: int = default("grpo.seed")
     loss: GRPOLossConfig = field(default_factory=GRPOLossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     rewards: RewardConfig = field(default_factory=RewardConfig)
 
     def __post_init__(self):
-        if self.env not in ENVS:
-            raise ValueError(f"env must be one of {', '.join(sorted(ENVS))}, got {self.env!r}")
+        get_env(self.env)  # an unknown env is refused here, naming the known ones
         completions = self.groups_per_batch * self.group_size
         if completions % self.ppo_minibatch:
             raise ValueError(f"groups_per_batch × group_size ({completions}) must be a multiple of ppo_minibatch ({self.ppo_minibatch})")
@@ -61,17 +61,19 @@ class GRPOConfig:
 
 
 class GRPOTrainer:
-    """Holds the tokenized prompts and the compiled update; ``step`` advances a state by one batch."""
+    """Holds the training prompts, the reward, the frozen reference policy and the compiled update; ``step`` advances a state."""
 
-    def __init__(self, config: GRPOConfig, model_config: Qwen3Config, tokenizer, prompt_tokens: np.ndarray, prompt_valid: np.ndarray,
-                 targets: np.ndarray, eos_token_ids: tuple[int, ...], pad_token_id: int):
-        self.config, self.model_config, self.tokenizer = config, model_config, tokenizer
-        self.tokens, self.valid, self.targets = prompt_tokens, prompt_valid, np.asarray(targets, np.float64)
-        self.sampling = SamplingConfig(config.num_generation_tokens, config.temperature, config.top_k, config.top_p, eos_token_ids, pad_token_id)
+    def __init__(self, config: GRPOConfig, model_config: Qwen3Config, prompts: PromptSet, tokenizer, eos_token_ids: tuple[int, ...],
+                 reward: RewardFn, reference_params=None):
+        if config.loss.beta > 0 and reference_params is None:
+            raise ValueError("loss.beta > 0 needs reference_params: the frozen starting policy the KL term pulls toward")
+        self.config, self.model_config, self.prompts, self.reward = config, model_config, prompts, reward
+        self.reference_params = reference_params if config.loss.beta > 0 else None
+        sampling = SamplingConfig(config.num_generation_tokens, config.temperature, config.top_k, config.top_p, eos_token_ids,
+                                  tokenizer.pad_token_id)
+        self.rollout_settings = RolloutSettings(sampling, tokenizer, config.group_size, config.inference_batch_per_device,
+                                                config.loss.advantage_scale, old_logprobs=self.reuses_rollouts)
         self.optimizer = make_optimizer(config.optimizer)
-        # With beta > 0, set before the first step: a member's starting policy (the KL's reference)
-        # exists only after the trainer has run its SFT warm-start or found its resume point.
-        self.reference_params = None
         whole_groups = config.ppo_minibatch % config.group_size == 0
         self.loss_group_size = config.group_size if whole_groups and config.loss.drop_zero_advantage_groups else None
         # Minibatches of whole groups keep each prompt's G completions in adjacent rows (see
@@ -101,15 +103,11 @@ class GRPOTrainer:
         """One GRPO step: rollouts for the next prompts, then PPO epochs of minibatch updates."""
         started = time.perf_counter()
         c = self.config
-        if c.loss.beta > 0 and self.reference_params is None:
-            raise ValueError("loss.beta > 0 needs reference_params (the frozen starting policy) before the first step")
         rng, rollout_key, shuffle_key = jax.random.split(state["rng"], 3)
-        prompts = cursor.next(c.groups_per_batch)
-        batch = rollout(state["params"], self.model_config, self.tokens[prompts], self.valid[prompts], self.targets[prompts], self.tokenizer,
-                        self.sampling, c.group_size, c.rewards, c.loss.advantage_scale, rollout_key, c.inference_batch_per_device,
-                        old_logprobs=self.reuses_rollouts)
+        prompts = self.prompts.take(cursor.next(c.groups_per_batch))
+        batch = rollout(state["params"], self.model_config, prompts, self.rollout_settings, self.reward, rollout_key)
         ref = None if c.loss.beta == 0 else np.asarray(completion_logprobs_jit(self.reference_params, self.model_config, batch.sequences,
-                                                                                batch.sequence_valid, self.tokens.shape[1], c.group_size))
+                                                                                batch.sequence_valid, prompts.tokens.shape[1], c.group_size))
         params, opt_state, updates = state["params"], state["opt_state"], []
         update_started = time.perf_counter()
         for epoch in range(c.ppo_epochs):
@@ -178,10 +176,10 @@ def train(trainer: GRPOTrainer, params, steps: int, checkpoints: TrainCheckpoint
           on_step: Callable[[dict], None] = lambda metrics: None) -> dict:
     """Run until ``steps`` steps are done, resuming from the latest checkpoint when there is one."""
     state = trainer.init_state(params)
-    cursor = PromptCursor(len(trainer.targets), CursorState(seed=trainer.config.seed))
+    cursor = PromptCursor(len(trainer.prompts), CursorState(seed=trainer.config.seed))
     if checkpoints is not None and checkpoints.latest_step() is not None:
         state, meta = checkpoints.restore(state)
-        cursor = PromptCursor(len(trainer.targets), CursorState(**meta["cursor"]))
+        cursor = PromptCursor(len(trainer.prompts), CursorState(**meta["cursor"]))
     while state["step"] < steps:
         state, metrics = trainer.step(state, cursor)
         if checkpoints is not None:  # saved before it is reported; every save_every steps, and always the last

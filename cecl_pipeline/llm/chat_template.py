@@ -44,7 +44,7 @@ class ChatTemplate:
                 add_generation_prompt=True,
                 enable_thinking=self.enable_thinking,
             )
-            for s, u in zip(systems, users)
+            for s, u in zip(systems, users, strict=False)
         ]
 
     def render(self, system: pa.Array, user: pa.Array) -> pa.Array:

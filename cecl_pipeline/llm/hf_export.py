@@ -72,7 +72,7 @@ def _write(config: Qwen3Config, out_dir: Path, dtype: str, max_shard_bytes: int 
             shutil.copymode(staging / "config.json", staging / file)  # safetensors creates files 0600, ignoring the umask
         if len(shards) > 1:
             total = sum(int(np.prod(s)) for s in shapes.values()) * DTYPES[dtype].itemsize
-            weight_map = {name: file for file, shard in zip(names, shards) for name in shard}
+            weight_map = {name: file for file, shard in zip(names, shards, strict=False) for name in shard}
             (staging / INDEX_FILE).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
         fsync_tree(staging)
     return out_dir

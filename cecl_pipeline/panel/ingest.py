@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
 import pyarrow as pa
 
 from cecl_pipeline.panel.readers import read_macro_file, read_panel_file

@@ -1,16 +1,15 @@
-"""Prompts for the seed's environments, built column-wise from 12-quarter windows.
+"""Prompt rows built column-wise from 12-quarter windows, for any env (``cecl_pipeline.envs`` holds them).
 
-Environments:
-- ``nco``: 12 quarters of the series → next quarter, with a short reasoning allowed before the tag.
-- ``nco_single``: the same history, answer with a single number in the tag and nothing else.
-- ``nco_enhanced``: adds QoQ/YoY changes, the 4-quarter mean and macro covariates for the same quarters.
-
-Rows are sorted and the Arrow schema is fixed, so identical inputs give byte-identical Parquet.
+The pieces an env chooses from: the system prompt, a body that lays out the history
+(``history_lines``, or ``enhanced_table`` with changes and macro covariates) and its closing
+instruction. Rows are sorted and the Arrow schema is fixed, so identical inputs give
+byte-identical Parquet.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -20,37 +19,23 @@ from cecl_pipeline.panel.schema import MACRO_QUARTER
 from cecl_pipeline.panel.text_format import fixed, join_lines
 from cecl_pipeline.panel.windows import Windows, assert_no_lookahead
 
-ANSWER_TAG = "answer"
 SYSTEM_PROMPT = (
     "You are a credit risk analyst at a bank. You forecast next quarter's net charge-off (NCO) rate for a loan segment, "
     "the input to the CECL allowance. Rates are annualized percentages of loans."
 )
 DEFAULT_MACRO_COLUMNS = ("unemployment_rate", "real_gdp_growth", "cpi_inflation", "treasury_10y", "bbb_yield", "house_price_index", "vix")
 
+# How an env lays out the history: (windows, shared columns, macro table or None, macro columns) → one text per row.
+Body = Callable[..., pa.Array]
 
-@dataclass(frozen=True)
-class PromptEnv:
+
+class PromptSpec(Protocol):
+    """What prompt building needs of an env (``cecl_pipeline.envs.registry.Env`` is one)."""
+
     name: str
-    instruction: str
-    enhanced: bool = False
+    instruction: str  # the closing line: how to answer
+    body: Body  # the history as the prompt lays it out
 
-
-ENVS = {
-    "nco": PromptEnv(
-        "nco",
-        "Think briefly about the trend, then give your forecast in percent inside <answer></answer> tags, e.g. <answer>1.23</answer>.",
-    ),
-    "nco_single": PromptEnv(
-        "nco_single",
-        "Reply with the forecast in percent inside <answer></answer> tags and nothing else, e.g. <answer>1.23</answer>.",
-    ),
-    "nco_enhanced": PromptEnv(
-        "nco_enhanced",
-        "Use the history, its changes and the macro covariates. Think briefly, then give your forecast in percent "
-        "inside <answer></answer> tags, e.g. <answer>1.23</answer>.",
-        enhanced=True,
-    ),
-}
 
 PROMPTS_SCHEMA = pa.schema(
     [
@@ -78,24 +63,25 @@ class PlainTemplate:
         return join_lines([system, user], "\n\n")
 
 
-def build_prompts(windows: Windows, envs: list[PromptEnv], macro: pd.DataFrame | None = None, template=None, macro_columns=DEFAULT_MACRO_COLUMNS) -> pa.Table:
+def build_prompts(windows: Windows, envs: list[PromptSpec], macro: pd.DataFrame | None = None, template=None,
+                  macro_columns=DEFAULT_MACRO_COLUMNS) -> pa.Table:
     """Prompts for every env over one set of windows, sorted by (env, entity_id, segment), in PROMPTS_SCHEMA.
 
     Windows come sorted by (entity_id, segment), so concatenating the envs in name order keeps the
-    file order stable without a sort. The history is formatted once and shared by every env.
+    file order stable without a sort. The history is formatted once, and each body once, for every env.
     """
     assert_no_lookahead(windows.history_quarters, windows.target_quarter, "the prompt window")
-    shared = _SharedColumns(windows)
-    bodies: dict[bool, pa.Array] = {}
+    shared = SharedColumns(windows)
+    bodies: dict[Body, pa.Array] = {}
     tables = []
     for env in sorted(envs, key=lambda e: e.name):
-        if env.enhanced not in bodies:
-            bodies[env.enhanced] = _enhanced_table(windows, shared, macro, macro_columns) if env.enhanced else _history_lines(windows, shared)
-        tables.append(_env_table(windows, shared, env, bodies[env.enhanced], template or PlainTemplate()))
+        if env.body not in bodies:
+            bodies[env.body] = env.body(windows, shared, macro, macro_columns)
+        tables.append(_env_table(windows, shared, env, bodies[env.body], template or PlainTemplate()))
     return pa.concat_tables(tables) if tables else PROMPTS_SCHEMA.empty_table()
 
 
-class _SharedColumns:
+class SharedColumns:
     """Columns every env of one quarter has in common, built once."""
 
     def __init__(self, windows: Windows):
@@ -113,7 +99,7 @@ class _SharedColumns:
         self.target = pa.array(windows.target)
 
 
-def _env_table(windows: Windows, shared: _SharedColumns, env: PromptEnv, body: pa.Array, template) -> pa.Table:
+def _env_table(windows: Windows, shared: SharedColumns, env: PromptSpec, body: pa.Array, template) -> pa.Table:
     question = f"What will the annualized net charge-off rate be in {windows.target_quarter}? {env.instruction}"
     user = join_lines([shared.header, body, pa.scalar(question)], "\n")
     columns = {
@@ -138,14 +124,15 @@ def _repeat_list(values: pa.Array, n: int) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32)), values.take(indices))
 
 
-def _history_lines(windows: Windows, shared: _SharedColumns) -> pa.Array:
+def history_lines(windows: Windows, shared: SharedColumns, macro: pd.DataFrame | None = None, macro_columns=DEFAULT_MACRO_COLUMNS) -> pa.Array:
+    """The rate by quarter, one line each (no macro data)."""
     lines = [pa.scalar("Annualized net charge-off rate (%) by quarter, oldest first:")]
     for k, quarter in enumerate(windows.history_quarters):
         lines.append(join_lines([pa.scalar(f"{quarter}: "), shared.history_text[k]], ""))
     return join_lines(lines)
 
 
-def _enhanced_table(windows: Windows, shared: _SharedColumns, macro: pd.DataFrame | None, macro_columns) -> pa.Array:
+def enhanced_table(windows: Windows, shared: SharedColumns, macro: pd.DataFrame | None = None, macro_columns=DEFAULT_MACRO_COLUMNS) -> pa.Array:
     """A pipe table: quarter | nco_rate | qoq | yoy | mean_4q | macro covariates, one line per history quarter."""
     h = windows.history
     macro_rows = _macro_rows(windows, macro, macro_columns)

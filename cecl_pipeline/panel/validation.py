@@ -131,7 +131,8 @@ def validate_macro(macro: pd.DataFrame) -> list[CheckOutcome]:
     frame["__step__"] = ordinals(frame[MACRO_QUARTER]).astype("float64").diff()
     expectations = [
         gxe.ExpectColumnValuesToBeUnique(column=MACRO_QUARTER, meta=_meta("macro_no_gaps", MACRO_QUARTER, "duplicate quarter")),
-        gxe.ExpectColumnValuesToBeInSet(column="__step__", value_set=[1.0], meta=_meta("macro_no_gaps", MACRO_QUARTER, "not the quarter after the previous row")),
+        gxe.ExpectColumnValuesToBeInSet(column="__step__", value_set=[1.0],
+                                        meta=_meta("macro_no_gaps", MACRO_QUARTER, "not the quarter after the previous row")),
     ]
     for column in MACRO_COLUMNS:
         started = frame[column].notna().cummax()

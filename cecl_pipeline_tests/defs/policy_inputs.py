@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
+from cecl_pipeline.bootstrap.default_data import write_synthetic
+from cecl_pipeline.bootstrap.default_model import write_default_hf_checkpoint
 from cecl_pipeline.defs.runs import run_assets
+from cecl_pipeline.envs.prompt_dataset import PromptRequest, build_prompt_dataset
 from cecl_pipeline.llm.convert import hf_to_jax
-from cecl_pipeline.llm.default_model import write_default_hf_checkpoint
-from cecl_pipeline.panel.default_data import write_synthetic
 from cecl_pipeline.panel.ingest import ingest_macro, ingest_quarter
-from cecl_pipeline.panel.prompt_dataset import PromptRequest, build_prompt_dataset
 from cecl_pipeline.quarters import quarter_range, shift
 from cecl_pipeline.settings import DataLayout
 

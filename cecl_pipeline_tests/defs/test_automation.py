@@ -12,7 +12,7 @@ from cecl_pipeline.defs.resources import DataPaths
 from cecl_pipeline.defs.schedules import SCHEDULED_QUARTER_TAG, quarterly_retrain_schedule
 from cecl_pipeline.defs.sensors import new_drop_file_sensor
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 def tick(instance, day: str):

@@ -33,9 +33,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from cecl_pipeline.bootstrap.default_data import write_synthetic
 from cecl_pipeline.defs.runs import run_assets
 from cecl_pipeline.files import sha256_file
-from cecl_pipeline.panel.default_data import write_synthetic
 from cecl_pipeline.panel.validation import PANEL_CHECKS
 from cecl_pipeline.settings import DataLayout
 
@@ -176,7 +176,7 @@ def csv_lines_where(path: Path, test: Callable[[dict[str, str]], bool]) -> list[
     found = []
     for record in reader:
         padded = record + [None] * (len(header) - len(record))  # a short record's missing fields are None
-        if record and test(dict(zip(header, padded))):
+        if record and test(dict(zip(header, padded, strict=False))):
             found.append(reader.line_num)
     return found
 
@@ -547,7 +547,7 @@ def _failure_description(result: dg.ExecuteInProcessResult) -> str:
 def _markdown_rows(markdown: str) -> list[dict[str, str]]:
     lines = [ln.strip() for ln in markdown.splitlines() if ln.strip().startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
-    return [dict(zip(header, (c.strip() for c in ln.strip("|").split("|")))) for ln in lines[2:]]
+    return [dict(zip(header, (c.strip() for c in ln.strip("|").split("|")), strict=False)) for ln in lines[2:]]
 
 
 def _offending(evaluation) -> list[dict[str, str]]:
@@ -605,7 +605,8 @@ def _assert_check(result, expect: Expect, layout: DataLayout) -> None:
     table = _offending(evaluation)
     for file in expect.files:
         for row in expect.rows or (None,):
-            assert _cites(table, file, row, expect.column), f"{file} row {row} column {expect.column} not cited:\n{evaluation.metadata['first_offending_rows'].value}"
+            offending = evaluation.metadata["first_offending_rows"].value
+            assert _cites(table, file, row, expect.column), f"{file} row {row} column {expect.column} not cited:\n{offending}"
     failures = result.get_step_failure_events()
     assert [e.step_key for e in failures] == ["nco_panel"]
     assert expect.check in failures[0].step_failure_data.error.message  # DagsterAssetCheckFailedError names the check

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from cecl_pipeline.defs.debug import debug_dir
-from cecl_pipeline.forecast.debug_rollouts import rollouts_markdown, summary_line
-from cecl_pipeline.grpo.rewards import RewardConfig, score
 from cecl_pipeline.defs.runs import run_assets
+from cecl_pipeline.forecast.debug_rollouts import rollouts_markdown, summary_line
+from cecl_pipeline.grpo.rewards import ForecastReward
 from cecl_pipeline_tests.cecl_command import cecl
 from cecl_pipeline_tests.defs.policy_inputs import build_inputs, run_log, use_inputs
 
@@ -31,7 +31,7 @@ def test_before_training_the_base_model_answers_and_each_answer_is_scored_as_in_
     rollouts = pd.read_parquet(debug_dir("2019Q2") / "rollouts.parquet")
     assert len(rollouts) == 12 and rollouts["prompt_id"].nunique() == 3
     for row in rollouts.itertuples():
-        expected = score(row.completion, row.target, RewardConfig())
+        expected = ForecastReward().score(row.completion, row.target)
         assert row.reward == pytest.approx(expected.total) and row.format_ok == expected.format_ok
     group_sums = rollouts.groupby("prompt_id")["advantage"].sum()
     assert np.allclose(group_sums, 0.0, atol=1e-4)  # advantages are centred within each group

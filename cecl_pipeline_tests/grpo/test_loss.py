@@ -12,8 +12,8 @@ from jax.test_util import check_grads
 
 from cecl_pipeline.grpo.loss import (
     GRPOLossConfig,
-    grpo_loss,
     group_advantages,
+    grpo_loss,
     k3_kl,
     mean_token_entropy,
     token_entropy,

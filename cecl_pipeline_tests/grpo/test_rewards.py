@@ -4,34 +4,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cecl_pipeline.grpo.rewards import RewardConfig, format_ok, parse_answer, score, score_batch
+from cecl_pipeline.envs.answer import AnswerFormat
+from cecl_pipeline.grpo.rewards import ForecastReward, RewardConfig
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("<answer>1.23</answer>", 1.23),
-        ("The trend is up.\n<answer> -0.5 </answer>", -0.5),
-        ("<answer>2%</answer>", 2.0),
-        ("<answer>.75</answer>", 0.75),
-        ("first <answer>1</answer> then <answer>3.5</answer>", 3.5),  # the last tag counts
-        ("<answer>1,23</answer>", None),
-        ("<answer>about 2</answer>", None),
-        ("<answer>nan</answer>", None),
-        ("<answer>1e999</answer>", None),
-        ("<answer>1.2", None),
-        ("1.23", None),
-        ("", None),
-    ],
-)
-def test_parse_answer(text, expected):
-    assert parse_answer(text) == expected
-
-
-def test_strict_single_allows_nothing_around_the_tag():
-    assert parse_answer(" <answer>1.5</answer>\n", strict_single=True) == 1.5
-    assert parse_answer("I think <answer>1.5</answer>", strict_single=True) is None
-    assert format_ok("<answer>1.5</answer>") and not format_ok("<answer>1</answer><answer>2</answer>")
+def score(completion, target, config=RewardConfig(), answer=AnswerFormat()):
+    return ForecastReward(answer, config).score(completion, target)
 
 
 def test_accuracy_is_continuous_bounded_and_scaled():
@@ -53,17 +31,19 @@ def test_penalties_for_unparseable_and_implausible_answers():
 
 
 def test_batch_keeps_order_and_refuses_mismatched_lengths():
-    rewards = score_batch(["<answer>1</answer>", "x"], [1.0, 1.0])
+    reward = ForecastReward()
+    rewards = reward(["<answer>1</answer>", "x"], [1.0, 1.0])
     assert [r.format_ok for r in rewards] == [True, False]
     with pytest.raises(ValueError):
-        score_batch(["a"], [1.0, 2.0])
+        reward(["a"], [1.0, 2.0])
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.text(), st.floats(allow_nan=True, allow_infinity=True))
 def test_never_raises_and_stays_bounded(text, target):
-    for config in (RewardConfig(), RewardConfig(strict_single=True)):
-        reward = score(text, target, config)
+    config = RewardConfig()
+    for answer in (AnswerFormat(), AnswerFormat(strict=True)):
+        reward = score(text, target, config, answer)
         assert -config.penalty <= reward.total <= 1 + config.format_weight
 
 

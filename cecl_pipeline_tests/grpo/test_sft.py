@@ -3,9 +3,11 @@
 import jax
 import numpy as np
 
-from cecl_pipeline.grpo.data import tokenize_left_padded
-from cecl_pipeline.grpo.sft import SFTConfig, answer_text, sft_data, warm_start
+from cecl_pipeline.envs.answer import AnswerFormat
+from cecl_pipeline.grpo.data import PromptSet
+from cecl_pipeline.grpo.sft import SFTConfig, sft_data, warm_start
 from cecl_pipeline.llm.model import init_params
+from cecl_pipeline.llm.prompt_tokens import tokenize_left_padded
 from cecl_pipeline_tests.grpo.test_trainer import MODEL, tokenizer
 
 PROMPTS = [f"Segment: credit_card\nEntity: BANK_{i:04d}\nlast rate {1 + i / 10:.2f}. <answer>" for i in range(6)]
@@ -16,16 +18,15 @@ def data(tmp_path_factory):
     tok = tokenizer(tmp_path_factory.getbasetemp() / "trainer-tokenizer")
     tokens, valid = tokenize_left_padded(PROMPTS, tok, 48, tok.pad_token_id)
     eos = tok.convert_tokens_to_ids("<|im_end|>")
-    return tok, eos, sft_data(tokens, valid, TARGETS, tok, eos, tok.pad_token_id)
+    return tok, eos, sft_data(PromptSet(tokens, valid, TARGETS), AnswerFormat(), tok, eos)
 
 
 def test_only_the_answer_and_its_eos_are_trained_on(tmp_path_factory):
     tok, eos, d = data(tmp_path_factory)
     for row, target in enumerate(TARGETS):
         scored = d.sequences[row, 1:][d.target_mask[row]]  # column t scores token t+1
-        assert scored[-1] == eos and tok.decode(scored[:-1].tolist()) == answer_text(target)
+        assert scored[-1] == eos and tok.decode(scored[:-1].tolist()) == AnswerFormat().render(target)
         assert d.valid[row, :48].sum() == len(tok(PROMPTS[row], add_special_tokens=False)["input_ids"])
-    assert answer_text(0.125) == "<answer>0.12</answer>" and answer_text(0.125, 3) == "<answer>0.125</answer>"
 
 
 def test_warm_start_lowers_the_answer_loss_and_is_reproducible(tmp_path_factory):

@@ -8,18 +8,20 @@ import jax
 import numpy as np
 import pytest
 
-from cecl_pipeline.grpo.checkpoints import TrainCheckpoints
-from cecl_pipeline.grpo.data import CursorState, PromptCursor, tokenize_left_padded
+from cecl_pipeline.bootstrap.corpus import prompt_corpus
+from cecl_pipeline.grpo.data import CursorState, PromptCursor, PromptSet
+from cecl_pipeline.grpo.logprobs import completion_logprobs_jit
 from cecl_pipeline.grpo.loss import GRPOLossConfig
 from cecl_pipeline.grpo.metrics_log import JsonlLog, MetricsLog
 from cecl_pipeline.grpo.optim import OptimizerConfig
-from cecl_pipeline.grpo.policy import completion_logprobs_jit
+from cecl_pipeline.grpo.rewards import ForecastReward
 from cecl_pipeline.grpo.rollout import rollout
+from cecl_pipeline.grpo.train_checkpoints import TrainCheckpoints
 from cecl_pipeline.grpo.trainer import GRPOConfig, GRPOTrainer, train
 from cecl_pipeline.llm.chat_template import ChatTemplate
 from cecl_pipeline.llm.config import NAMED_CONFIGS
-from cecl_pipeline.llm.corpus import prompt_corpus
 from cecl_pipeline.llm.model import init_params
+from cecl_pipeline.llm.prompt_tokens import tokenize_left_padded
 from cecl_pipeline.llm.tokenizer import build_tokenizer, save_hf_tokenizer
 
 MODEL = NAMED_CONFIGS["tiny"].replace(num_hidden_layers=1, vocab_size=640)
@@ -39,7 +41,13 @@ def trainer(tmp_path_factory):
     texts = [f"Segment: credit_card\nEntity: BANK_{i:04d}\nlast rate {1 + i / 10:.2f}. <answer>" for i in range(5)]
     tokens, valid = tokenize_left_padded(texts, tok, CONFIG.prompt_length, tok.pad_token_id)
     ids = tok.convert_tokens_to_ids(["<|im_end|>"])
-    return lambda config=CONFIG: GRPOTrainer(config, MODEL, tok, tokens, valid, np.linspace(1, 2, 5), tuple(ids), tok.pad_token_id)
+    prompts = PromptSet(tokens, valid, np.linspace(1, 2, 5))
+    return lambda config=CONFIG, reference=None: GRPOTrainer(config, MODEL, prompts, tok, tuple(ids), ForecastReward(config=config.rewards),
+                                                             reference_params=reference)
+
+
+def first_two(t: GRPOTrainer) -> PromptSet:
+    return t.prompts.take(np.arange(2))
 
 
 def leaves_equal(a, b) -> bool:
@@ -52,8 +60,7 @@ def leaves_equal(a, b) -> bool:
 def test_updates_lower_the_loss_on_a_fixed_batch(trainer):
     t = trainer()
     state = t.init_state(init_params(MODEL, 0))
-    batch = rollout(state["params"], MODEL, t.tokens[:2], t.valid[:2], t.targets[:2], t.tokenizer, t.sampling, 4,
-                    CONFIG.rewards, "std", jax.random.key(0), 8)
+    batch = rollout(state["params"], MODEL, first_two(t), t.rollout_settings, t.reward, jax.random.key(0))
     batch.advantages = np.tile([1.0, -1.0, 0.5, -0.5], 2).astype(np.float32)  # a fixed learning signal
     rows = np.arange(8)
     params, opt_state, losses = state["params"], state["opt_state"], []
@@ -69,8 +76,8 @@ def test_one_update_per_rollout_takes_its_own_logprobs_as_the_old_ones(trainer):
     t = trainer(on_policy)
     assert not t.reuses_rollouts and trainer().reuses_rollouts
     state = t.init_state(init_params(MODEL, 0))
-    sample = lambda old: rollout(state["params"], MODEL, t.tokens[:2], t.valid[:2], t.targets[:2], t.tokenizer, t.sampling, 4,
-                                 CONFIG.rewards, "std", jax.random.key(0), 8, old_logprobs=old)
+    sample = lambda old: rollout(state["params"], MODEL, first_two(t), replace(t.rollout_settings, old_logprobs=old), t.reward,
+                                 jax.random.key(0))
     skipped, recomputed = sample(False), sample(True)
     assert skipped.old_logprobs is None and recomputed.old_logprobs.shape == recomputed.mask.shape
     signal = np.tile([1.0, -1.0, 0.5, -0.5], 2).astype(np.float32)
@@ -94,8 +101,7 @@ def test_same_seed_same_run_and_the_seed_drives_sampling(trainer):
     # (why the SFT warm-start exists); what the seed must change is what gets sampled.
     t = trainer()
     state = t.init_state(params)
-    sample = lambda seed: rollout(params, MODEL, t.tokens[:2], t.valid[:2], t.targets[:2], t.tokenizer, t.sampling, 4,
-                                  CONFIG.rewards, "std", jax.random.key(seed), 8).sequences
+    sample = lambda seed: rollout(params, MODEL, first_two(t), t.rollout_settings, t.reward, jax.random.key(seed)).sequences
     assert np.array_equal(sample(1), sample(1)) and not np.array_equal(sample(1), sample(2))
     assert t.step(state, PromptCursor(5, CursorState(seed=7)))[1]["groups_with_signal"] == 0.0
 
@@ -113,17 +119,17 @@ def test_resume_from_a_checkpoint_is_exact(trainer, tmp_path):
 
 
 def test_a_kl_penalty_pulls_the_policy_toward_its_reference(trainer):
-    t = trainer(replace(CONFIG, loss=GRPOLossConfig(beta=0.5)))
+    with_kl = replace(CONFIG, loss=GRPOLossConfig(beta=0.5))
     start, reference = init_params(MODEL, 0), init_params(MODEL, 1)
-    state, cursor = t.init_state(start), PromptCursor(5, CursorState(seed=7))
     with pytest.raises(ValueError, match="reference_params"):
-        t.step(state, cursor)
-    t.reference_params = reference
+        trainer(with_kl)  # refused when built, before any work
+    t = trainer(with_kl, reference)
+    state, cursor = t.init_state(start), PromptCursor(5, CursorState(seed=7))
     assert t.step(state, cursor)[1]["kl"] > 0
     # One fixed batch whose rewards tie (a random policy's answers never parse): only the KL term moves the policy.
-    batch = rollout(start, MODEL, t.tokens[:2], t.valid[:2], t.targets[:2], t.tokenizer, t.sampling, 4, CONFIG.rewards, "std",
-                    jax.random.key(0), 8)
-    ref = np.asarray(completion_logprobs_jit(reference, MODEL, batch.sequences, batch.sequence_valid, t.tokens.shape[1], 4))
+    prompts = first_two(t)
+    batch = rollout(start, MODEL, prompts, t.rollout_settings, t.reward, jax.random.key(0))
+    ref = np.asarray(completion_logprobs_jit(reference, MODEL, batch.sequences, batch.sequence_valid, prompts.tokens.shape[1], 4))
     rows, params, opt_state, kls = np.arange(8), start, state["opt_state"], []
     for _ in range(6):
         params, opt_state, metrics = t.update(params, opt_state, batch.select(rows), ref[rows])
@@ -141,5 +147,6 @@ def test_each_step_logs_the_metrics_the_run_log_needs(trainer, tmp_path):
         train(trainer(), init_params(MODEL, 0), steps=2, on_step=log)
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2]
-    needed = {"reward_mean", "reward_std", "parse_rate", "mae", "kl", "clip_fraction", "entropy", "grad_norm", "learning_rate", "tokens_per_second", "step_seconds", "mfu"}
+    needed = {"reward_mean", "reward_std", "parse_rate", "mae", "kl", "clip_fraction", "entropy", "grad_norm", "learning_rate",
+              "tokens_per_second", "step_seconds", "mfu"}
     assert needed <= set(lines[0]) and lines[0]["tokens_per_second"] > 0 and 0 < lines[1]["mfu"] < 1

@@ -12,7 +12,6 @@ from transformers import Qwen3ForCausalLM
 from cecl_pipeline.llm.config import Qwen3Config
 from cecl_pipeline.llm.param_names import hf_to_flax
 
-
 # (query heads, kv heads, tied): GQA ratios 1, 2 and 4, tied and untied heads
 GQA_CASES = [
     pytest.param(4, 4, True, id="mha-tied"),

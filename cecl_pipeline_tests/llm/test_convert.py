@@ -232,5 +232,5 @@ def test_loading_refuses_an_incomplete_directory(tmp_path):
     write_random_hf_checkpoint(SMALL, tmp_path / "hf")
     hf_to_jax(tmp_path / "hf", tmp_path / "jax")
     (tmp_path / "jax" / MANIFEST).unlink()
-    with pytest.raises(CheckpointError, match="no conversion.json"):
+    with pytest.raises(CheckpointError, match=r"no conversion\.json"):
         load_jax_checkpoint(tmp_path / "jax")

@@ -68,7 +68,7 @@ def test_forward_count_is_close_to_xlas_cost_analysis():
 @pytest.mark.parametrize("share", [1, 4])
 def test_grouped_update_count_is_close_to_xlas_cost_analysis(share):
     """The forward of ``completion_logits`` (a prompt run once per group, completions against its cache) is a third of the count."""
-    from cecl_pipeline.grpo.policy import completion_logits
+    from cecl_pipeline.grpo.logprobs import completion_logits
 
     config = Qwen3Config(vocab_size=256, hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
                          num_key_value_heads=2, head_dim=16)

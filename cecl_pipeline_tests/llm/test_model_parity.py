@@ -12,7 +12,6 @@ from cecl_pipeline_tests.conftest import SHARED
 from cecl_pipeline_tests.llm.reference import GQA_CASES, left_padded_batch, our_config, our_params, reference_model
 
 
-
 @pytest.mark.parametrize(("heads", "kv_heads", "tied"), GQA_CASES)
 @pytest.mark.parametrize("lengths", [[7], [13, 5, 1], [11, 11]], ids=["odd", "left-padded", "full"])
 def test_logits_match_transformers(heads, kv_heads, tied, lengths):

@@ -1,11 +1,11 @@
 import pandas as pd
 import pytest
 
+from cecl_pipeline.bootstrap.corpus import prompt_corpus
+from cecl_pipeline.envs.prompt_dataset import PromptRequest, build_prompt_dataset
 from cecl_pipeline.llm.chat_template import ChatTemplate
-from cecl_pipeline.llm.corpus import prompt_corpus
 from cecl_pipeline.llm.tokenizer import SPECIAL_TOKENS, build_tokenizer, save_hf_tokenizer, special_token_ids
 from cecl_pipeline.panel.ingest import ingest_macro, ingest_quarter
-from cecl_pipeline.panel.prompt_dataset import PromptRequest, build_prompt_dataset
 from cecl_pipeline.quarters import quarter_range
 
 

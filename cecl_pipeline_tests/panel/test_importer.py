@@ -1,11 +1,11 @@
 import pandas as pd
 import pytest
 
+from cecl_pipeline.envs.prompt_dataset import PromptRequest, build_prompt_dataset
 from cecl_pipeline.files import sha256_file
 from cecl_pipeline.panel.errors import DropFileError
 from cecl_pipeline.panel.importer import detect_kind, import_history
 from cecl_pipeline.panel.ingest import ingest_macro, ingest_quarter
-from cecl_pipeline.panel.prompt_dataset import PromptRequest, build_prompt_dataset
 from cecl_pipeline.panel.readers import read_panel_file
 from cecl_pipeline.quarters import quarter_range
 from cecl_pipeline_tests.conftest import SHARED_DATA

@@ -4,11 +4,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cecl_pipeline.envs.prompt_dataset import PromptRequest, build_prompt_dataset
+from cecl_pipeline.envs.registry import ENVS
 from cecl_pipeline.files import sha256_file
 from cecl_pipeline.llm.chat_template import ChatTemplate
 from cecl_pipeline.panel.ingest import ingest_macro, ingest_quarter
-from cecl_pipeline.panel.prompt_dataset import PromptRequest, build_prompt_dataset
-from cecl_pipeline.panel.prompts import ENVS, build_prompts
+from cecl_pipeline.panel.prompts import build_prompts
 from cecl_pipeline.panel.text_format import fixed
 from cecl_pipeline.panel.windows import LookaheadError, Windows
 from cecl_pipeline.quarters import quarter_range
@@ -44,7 +45,7 @@ def test_dataset_is_byte_identical_for_identical_inputs(built):
 def test_every_env_every_series_with_history_and_target(built):
     result = build_prompt_dataset(built, PromptRequest("2019Q1"))
     table = pd.read_parquet(result.path)
-    keys = list(zip(table.env, table.entity_id, table.segment))
+    keys = list(zip(table.env, table.entity_id, table.segment, strict=False))
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
     assert result.examples == 8 * 4 and len(table) == 3 * 32
     assert sorted(table.env.unique()) == sorted(ENVS)
@@ -83,7 +84,8 @@ def test_real_qwen3_chat_template_matches_transformers(built, thinking):
     table = pd.read_parquet(build_prompt_dataset(built, PromptRequest("2019Q1", tokenizer_dir=str(QWEN3_TOKENIZER), enable_thinking=thinking)).path)
     sample = table.sample(5, random_state=0)
     assert sample.prompt.tolist() == template.apply(sample.system.tolist(), sample.user.tolist())
-    assert table.prompt.iloc[0].startswith("<|im_start|>system\n") and table.prompt.iloc[0].endswith("<|im_start|>assistant\n" + ("" if thinking else "<think>\n\n</think>\n\n"))
+    ending = "<|im_start|>assistant\n" + ("" if thinking else "<think>\n\n</think>\n\n")
+    assert table.prompt.iloc[0].startswith("<|im_start|>system\n") and table.prompt.iloc[0].endswith(ending)
 
 
 def test_qwen3_special_token_ids_are_the_documented_ones():

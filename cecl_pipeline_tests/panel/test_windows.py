@@ -37,7 +37,7 @@ def test_series_with_gaps_are_counted_not_silently_dropped():
 
 @pytest.mark.parametrize("leaked", ["2019Q1", "2019Q2"])
 def test_history_dated_at_or_after_the_target_is_refused(leaked):
-    history = panel(series("A", HISTORY) + [("A", "cards", leaked, 99.0)])
+    history = panel([*series("A", HISTORY), ("A", "cards", leaked, 99.0)])
     with pytest.raises(LookaheadError, match=f"data dated {leaked}"):
         build_windows(history, panel([("A", "cards", "2019Q1", 1.0)]), "2019Q1")
 

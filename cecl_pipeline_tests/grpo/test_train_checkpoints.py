@@ -16,7 +16,7 @@ import numpy as np
 import optax
 import pytest
 
-from cecl_pipeline.grpo.checkpoints import TrainCheckpoints
+from cecl_pipeline.grpo.train_checkpoints import TrainCheckpoints
 from cecl_pipeline.llm.config import NAMED_CONFIGS
 from cecl_pipeline.llm.model import Qwen3, init_params
 
@@ -77,7 +77,7 @@ def leaves_equal(a, b) -> bool:
     a, b = jax.tree.map(_raw, a), jax.tree.map(_raw, b)
     if jax.tree.structure(a) != jax.tree.structure(b):
         return False
-    return all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    return all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=False))
 
 
 def _raw(leaf) -> np.ndarray:
@@ -168,7 +168,7 @@ KILLED_CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
     import jax, numpy as np
-    from cecl_pipeline.grpo.checkpoints import TrainCheckpoints
+    from cecl_pipeline.grpo.train_checkpoints import TrainCheckpoints
 
     directory = Path(sys.argv[1])
     checkpoints = TrainCheckpoints(directory)

@@ -4,7 +4,7 @@ import numpy as np
 import optax
 import torch
 
-from cecl_pipeline.grpo.policy import completion_logprobs, completion_mask, sequence_logprobs, sft_loss
+from cecl_pipeline.grpo.logprobs import completion_logprobs, completion_mask, sequence_logprobs, sft_loss
 from cecl_pipeline.llm.config import NAMED_CONFIGS
 from cecl_pipeline.llm.model import init_params
 from cecl_pipeline.llm.sampler import SamplingConfig, sample

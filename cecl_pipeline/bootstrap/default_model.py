@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cecl_pipeline.bootstrap.corpus import prompt_corpus
 from cecl_pipeline.files import atomic_dir
 from cecl_pipeline.llm.config import Qwen3Config, named_config
-from cecl_pipeline.llm.corpus import prompt_corpus
 from cecl_pipeline.llm.tokenizer import IM_END, PAD_TOKEN, build_tokenizer, save_hf_tokenizer, special_token_ids
 
 MANIFEST = "cecl_default.json"

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from cecl_pipeline.panel.prompts import ENVS, build_prompts
-from cecl_pipeline.panel.synthetic import synthesize_macro, synthesize_panel
+from cecl_pipeline.bootstrap.synthetic import synthesize_macro, synthesize_panel
+from cecl_pipeline.envs.registry import ENVS
+from cecl_pipeline.panel.prompts import build_prompts
 from cecl_pipeline.panel.windows import build_windows
 from cecl_pipeline.quarters import quarter_range
 
@@ -38,5 +39,5 @@ def prompt_corpus(n_banks: int = 6, seed: int = 0, every: int = 4) -> Iterator[s
 
 def _answers(targets: np.ndarray, seed: int) -> Iterator[str]:
     rng = np.random.default_rng(seed)
-    for value, style, rising in zip(targets, rng.integers(0, len(ANSWER_STYLES), len(targets)), rng.random(len(targets)) < 0.5):
+    for value, style, rising in zip(targets, rng.integers(0, len(ANSWER_STYLES), len(targets)), rng.random(len(targets)) < 0.5, strict=False):
         yield ANSWER_STYLES[style].format(value=value, trend="rising" if rising else "falling")

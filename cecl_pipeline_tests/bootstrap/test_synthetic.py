@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cecl_pipeline.bootstrap.synthetic import DEFAULT_SEGMENTS, synthesize_macro, synthesize_panel
 from cecl_pipeline.panel.schema import KEY_COLUMNS, MACRO_COLUMNS, MACRO_QUARTER, OPTIONAL_AMOUNT_COLUMNS, RATE_COLUMN
-from cecl_pipeline.panel.synthetic import DEFAULT_SEGMENTS, synthesize_macro, synthesize_panel
 from cecl_pipeline.quarters import QuarterError, quarter_range
 
 PANEL_COLUMNS = [*KEY_COLUMNS, RATE_COLUMN, *OPTIONAL_AMOUNT_COLUMNS]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
+from cecl_pipeline.bootstrap.synthetic import DEFAULT_FIRST, DEFAULT_LAST, synthesize_macro, synthesize_panel
 from cecl_pipeline.panel.importer import write_csv_atomic, write_drop_file
 from cecl_pipeline.panel.store import drop_file_quarters
-from cecl_pipeline.panel.synthetic import DEFAULT_FIRST, DEFAULT_LAST, synthesize_macro, synthesize_panel
 from cecl_pipeline.settings import DataLayout
 
 DEFAULT_BANKS = 40
@@ -33,4 +33,5 @@ def ensure_default_data(layout: DataLayout) -> str | None:
     if drop_file_quarters(layout) or not synthetic_allowed():
         return None
     rows = write_synthetic(layout)
-    return f"no drop files in {layout.raw_nco_dir}: wrote the synthetic default ({DEFAULT_BANKS} banks, seed {DEFAULT_SEED}, {rows} rows, {DEFAULT_FIRST}–{DEFAULT_LAST})"
+    return (f"no drop files in {layout.raw_nco_dir}: wrote the synthetic default "
+            f"({DEFAULT_BANKS} banks, seed {DEFAULT_SEED}, {rows} rows, {DEFAULT_FIRST}–{DEFAULT_LAST})")

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from cecl_pipeline.panel.prompts import ENVS, build_prompts
+from cecl_pipeline.envs.registry import ENVS, get_env
+from cecl_pipeline.panel.prompts import PlainTemplate, build_prompts
 from cecl_pipeline.panel.store import read_panel, read_panels, write_parquet
 from cecl_pipeline.panel.windows import build_windows, history_quarters
 from cecl_pipeline.settings import DEFAULT_LOOKBACK, DataLayout
@@ -38,8 +39,6 @@ class PromptDatasetResult:
 
 def load_template(request: PromptRequest):
     if not request.tokenizer_dir:
-        from cecl_pipeline.panel.prompts import PlainTemplate
-
         return PlainTemplate()
     from cecl_pipeline.llm.chat_template import ChatTemplate
 
@@ -47,12 +46,11 @@ def load_template(request: PromptRequest):
 
 
 def build_prompt_dataset(layout: DataLayout, request: PromptRequest) -> PromptDatasetResult:
-    unknown = [e for e in request.envs if e not in ENVS]
-    if unknown:
-        raise ValueError(f"unknown env(s) {', '.join(unknown)}: choose from {', '.join(ENVS)}")
+    envs = [get_env(name) for name in request.envs]
     target_path = layout.panel_parquet(request.quarter)
     if not target_path.exists():
-        raise FileNotFoundError(f"no accepted nco_panel for {request.quarter} at {target_path}: materialize nco_panel for {request.quarter} and fix any failed checks")
+        raise FileNotFoundError(f"no accepted nco_panel for {request.quarter} at {target_path}: "
+                                f"materialize nco_panel for {request.quarter} and fix any failed checks")
     quarters = history_quarters(request.quarter, request.lookback)
     present = [q for q in quarters if layout.panel_parquet(q).exists()]
     warnings = []
@@ -61,9 +59,9 @@ def build_prompt_dataset(layout: DataLayout, request: PromptRequest) -> PromptDa
     windows = build_windows(read_panels([layout.panel_parquet(q) for q in present]), read_panel(target_path), request.quarter, request.lookback)
     if len(windows.gaps):
         warnings.append(f"{len(windows.gaps)} series have gaps in {quarters[0]}–{quarters[-1]} and get no prompt (listed in the metadata)")
-    macro = _load_macro(layout, request)
+    macro = _load_macro(layout, envs)
     template = load_template(request)
-    table = build_prompts(windows, [ENVS[e] for e in request.envs], macro, template)
+    table = build_prompts(windows, envs, macro, template)
     path = write_parquet(table, layout.prompts_parquet(request.quarter))
     return PromptDatasetResult(
         path=path,
@@ -78,9 +76,10 @@ def build_prompt_dataset(layout: DataLayout, request: PromptRequest) -> PromptDa
     )
 
 
-def _load_macro(layout: DataLayout, request: PromptRequest) -> pd.DataFrame | None:
-    if not any(ENVS[e].enhanced for e in request.envs):
+def _load_macro(layout: DataLayout, envs) -> pd.DataFrame | None:
+    readers = [env.name for env in envs if env.needs_macro]
+    if not readers:
         return None
     if not layout.macro_parquet.exists():
-        raise FileNotFoundError(f"nco_enhanced needs the macro table: materialize macro_history first (expected {layout.macro_parquet})")
+        raise FileNotFoundError(f"{', '.join(readers)} needs the macro table: materialize macro_history first (expected {layout.macro_parquet})")
     return pq.read_table(layout.macro_parquet).to_pandas()
