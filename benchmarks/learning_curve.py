@@ -23,7 +23,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from cecl_pipeline.defs.model import ModelCheckpoints
+from cecl_pipeline.defs.model_assets import ModelCheckpoints
 from cecl_pipeline.grpo import knobs
 from cecl_pipeline.grpo.data import CursorState, PromptCursor, PromptSet
 from cecl_pipeline.grpo.member import build_trainer, starting_params, training_data

@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from cecl_pipeline.defs.model import hf_checkpoint, jax_checkpoint
-from cecl_pipeline.defs.panel import nco_panel
+from cecl_pipeline.defs.model_assets import hf_checkpoint, jax_checkpoint
+from cecl_pipeline.defs.panel_assets import nco_panel
 from cecl_pipeline.defs.policy import grpo_policy
-from cecl_pipeline.defs.prompts import nco_prompts
-from cecl_pipeline.defs.walkforward import walkforward_forecasts, walkforward_report
+from cecl_pipeline.defs.prompt_assets import nco_prompts
+from cecl_pipeline.defs.walkforward_assets import walkforward_forecasts, walkforward_report
 
 quarterly_retrain = dg.define_asset_job(
     "quarterly_retrain",

@@ -17,9 +17,9 @@ import pydantic
 from dagster._core.errors import DagsterPipesExecutionError  # not exported at the top level in 1.13
 
 from cecl_pipeline.defs.metadata import refuse
-from cecl_pipeline.defs.model import ModelCheckpoints, jax_checkpoint
+from cecl_pipeline.defs.model_assets import ModelCheckpoints, jax_checkpoint
 from cecl_pipeline.defs.partitions import quarter_of, quarterly
-from cecl_pipeline.defs.prompts import nco_prompts
+from cecl_pipeline.defs.prompt_assets import nco_prompts
 from cecl_pipeline.defs.resources import DataPaths, JaxRuntime
 from cecl_pipeline.grpo.knobs import KNOBS, MAX_TRAIN_QUARTERS, KnobError
 from cecl_pipeline.grpo.policy_store import PolicyStore, store_for

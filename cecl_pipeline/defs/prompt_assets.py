@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from cecl_pipeline.defs.metadata import file_metadata, markdown_table, refuse
-from cecl_pipeline.defs.panel import macro_history, nco_panel
+from cecl_pipeline.defs.panel_assets import macro_history, nco_panel
 from cecl_pipeline.defs.partitions import quarter_of, quarterly
 from cecl_pipeline.defs.resources import DataPaths
 from cecl_pipeline.envs.prompt_dataset import PromptRequest, build_prompt_dataset

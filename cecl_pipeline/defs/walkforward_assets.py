@@ -3,10 +3,10 @@
 import dagster as dg
 
 from cecl_pipeline.defs.metadata import file_metadata, markdown_table, refuse, report_metadata
-from cecl_pipeline.defs.model import ModelCheckpoints
+from cecl_pipeline.defs.model_assets import ModelCheckpoints
 from cecl_pipeline.defs.partitions import quarter_of, quarterly
 from cecl_pipeline.defs.policy import grpo_policy, policy_store
-from cecl_pipeline.defs.prompts import nco_prompts
+from cecl_pipeline.defs.prompt_assets import nco_prompts
 from cecl_pipeline.defs.resources import DataPaths, JaxRuntime
 from cecl_pipeline.settings import results_dir
 
