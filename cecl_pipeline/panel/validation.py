@@ -63,10 +63,15 @@ PANEL_CHECKS = (
     CheckSpec("nco_rate_in_range", "nco_rate is present, finite and within the configured range", True),
     CheckSpec("nco_rate_high", "nco_rate above the warning level (review, not blocking)", False),
     CheckSpec("loans_positive", "loans > 0 where given", True),
-    CheckSpec("amounts_valid", "amounts finite and of sane magnitude, gross charge-offs and recoveries ≥ 0, where given", True),
+    CheckSpec("amounts_valid", "amounts finite and of sane magnitude, where given", True),
+    # Quarterly amounts derived from year-to-date filings (FR Y-9C HI-B) carry revisions: a quarter's gross
+    # amounts can come out negative while its net charge-offs, checked by the identity below, are right.
+    CheckSpec("gross_amounts_negative", "gross charge-offs or recoveries below 0, as year-to-date revisions give (review, not blocking)", False),
     CheckSpec("net_charge_off_identity", "net_charge_offs = charge_offs − recoveries within tolerance, where given", True),
     CheckSpec("series_continuity", "every entity/segment present last quarter is present now (warning)", False),
 )
+
+GROSS_COLUMNS = ("charge_offs", "recoveries")
 
 MACRO_CHECKS = (
     CheckSpec("macro_no_gaps", "one row per quarter, consecutive quarters, no blanks inside a series", True),
@@ -112,15 +117,16 @@ def _amount_expectations(limits: PanelLimits) -> list:
     import great_expectations.expectations as gxe
 
     bound = limits.amount_abs_max
-    return [
-        gxe.ExpectColumnValuesToBeBetween(
-            column=column,
-            min_value=0 if column in ("charge_offs", "recoveries") else -bound,
-            max_value=bound,
-            meta=_meta("amounts_valid", column, f"not finite, beyond ±{bound:g}" + (" or negative" if column in ("charge_offs", "recoveries") else "")),
-        )
+    sane = [
+        gxe.ExpectColumnValuesToBeBetween(column=column, min_value=-bound, max_value=bound,
+                                          meta=_meta("amounts_valid", column, f"not finite, or beyond ±{bound:g}"))
         for column in NUMERIC_COLUMNS[1:]
     ]
+    gross = [
+        gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, meta=_meta("gross_amounts_negative", column, "negative"))
+        for column in GROSS_COLUMNS
+    ]
+    return sane + gross
 
 
 def validate_macro(macro: pd.DataFrame) -> list[CheckOutcome]:

@@ -669,6 +669,27 @@ def test_corpus_is_at_least_15_distinct_malformed_files(template, tmp_path):
     assert len(set(digests.values())) == len(digests), "two cases build the same file"
 
 
+def test_negative_gross_amounts_from_year_to_date_revisions_are_accepted_with_a_warning_naming_the_row(workspace, template):
+    """FR Y-9C reports HI-B year to date, so a quarter's derived gross amounts can come out negative while its net
+    charge-offs, and so the rate, are right: the quarter is accepted, and a warning names the file, row and column."""
+    layout, instance = workspace
+    drop = Drop(layout)
+    rows = [list(r) for r in drop.rows]
+    charge_offs, recoveries = (float(rows[5][drop.col(c)]) for c in ("charge_offs", "recoveries"))
+    revision = charge_offs + 25.0  # a downward revision larger than the quarter's own gross charge-offs
+    negative = repr(charge_offs - revision)
+    rows[5][drop.col("charge_offs")], rows[5][drop.col("recoveries")] = negative, repr(recoveries - revision)  # the net is unchanged
+    line = csv_line_where(drop.write_csv(rows=rows), lambda r: r["charge_offs"] == negative)
+    result = run_assets(["nco_panel", "nco_prompts"], BAD_QUARTER, instance)
+    assert result.success, _failure_description(result)
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert all(evaluations[name].passed for name in BLOCKING)
+    warning = evaluations["gross_amounts_negative"]
+    assert not warning.passed and warning.severity == dg.AssetCheckSeverity.WARN
+    assert _cites(_offending(warning), CSV_NAME, line, "charge_offs")
+    assert _materialized(result) == {"nco_panel", "nco_prompts"} and layout.panel_parquet(BAD_QUARTER).exists()
+
+
 def test_good_file_is_accepted_and_prompts_are_built(workspace, template):
     """Positive control: the same run and assertions on the untouched 2019Q1 file all flip."""
     layout, instance = workspace
