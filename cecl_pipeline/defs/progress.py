@@ -3,7 +3,8 @@
 A training or a walk-forward logs a line per step ("member 0: GRPO step 5/16 · reward … · MAE …",
 "member 0: SFT step 40/200 · loss …", "2023Q1: 32 nco prompts × 8 samples …"). ``following_runs``
 watches the instance from a thread while the CLI waits on its runs, and prints the newest such
-line, labelled with the run's assets and quarter, plus an ETA whenever the line says "step k/N".
+line, labelled with the step that logged it and the run's quarter, plus an ETA whenever the line
+says "step k/N".
 """
 
 from __future__ import annotations

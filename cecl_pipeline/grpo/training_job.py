@@ -59,7 +59,7 @@ class PolicyJob:
         ``train_quarters`` before it, and the previous quarter's policy to start from, else ``base_dir``."""
         tree = knobs.nested(values)
         window = quarter_range(shift(quarter, -tree["train_quarters"]), shift(quarter, -1))
-        files = [prompt_file(q) for q in window if prompt_file(q).is_file()]
+        files = [path for path in map(prompt_file, window) if path.is_file()]
         if not files:
             raise FileNotFoundError(f"no nco_prompts for {window[0]}–{window[-1]} in {prompt_file(window[-1]).parent}: materialize "
                                     f"them first (cecl materialize --select nco_prompts --first {window[0]} --last {window[-1]})")
