@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from cecl_pipeline.forecast.baselines import BASELINES
+from cecl_pipeline.challengers.registry import CHALLENGERS
 from cecl_pipeline.forecast.policy_samples import SampleSettings
 from cecl_pipeline.forecast.report import Report, build_report, read_forecasts
 from cecl_pipeline.forecast.walkforward import Checkpoint, forecast_quarter
@@ -28,7 +28,7 @@ def checkpoint_env(checkpoint_dir: Path, default: str = "nco") -> str:
 
 
 def validate_checkpoint(checkpoint_dir: Path, quarters: list[str], layout: DataLayout, out_dir: Path, settings: SampleSettings,
-                        env: str | None = None, baselines: tuple[str, ...] = BASELINES, log: Callable[[str], None] = print) -> Report:
+                        env: str | None = None, baselines: tuple[str, ...] = CHALLENGERS, log: Callable[[str], None] = print) -> Report:
     """Forecast every quarter with the checkpoint, beside the baselines, and write the report."""
     checkpoint_dir = Path(checkpoint_dir).resolve()
     assert_not_trained_on(checkpoint_dir, quarters)

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cecl_pipeline.forecast.baselines import BASELINES, baseline_forecasts
+from cecl_pipeline.challengers.registry import CHALLENGERS
+from cecl_pipeline.forecast.baselines import baseline_forecasts
 from cecl_pipeline.forecast.metrics import crps_from_samples, forecast_rows, metrics_table
 from cecl_pipeline.forecast.policy_samples import SampleSettings, checkpoint_hash, sample_checkpoint
 from cecl_pipeline.grpo.provenance import assert_not_trained_on
@@ -69,7 +70,7 @@ def load_examples(prompts_path: Path, env: str, quarter: str) -> pd.DataFrame:
 
 
 def forecast_quarter(quarter: str, prompts_path: Path, checkpoints: list[Checkpoint], env: str, settings: SampleSettings,
-                     forecasts_path: Path, completions_path: Path, baselines: tuple[str, ...] = BASELINES,
+                     forecasts_path: Path, completions_path: Path, baselines: tuple[str, ...] = CHALLENGERS,
                      log: Callable[[str], None] = print) -> QuarterForecast:
     """Sample every checkpoint on nco_prompts[Q], add the baselines, write both Parquet files."""
     if not checkpoints:

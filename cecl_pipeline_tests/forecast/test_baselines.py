@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cecl_pipeline.forecast.baselines import BASELINES, Z90, baseline_forecasts
+from cecl_pipeline.challengers.registry import CHALLENGERS
+from cecl_pipeline.forecast.baselines import Z90, baseline_forecasts
 from cecl_pipeline.panel.windows import LookaheadError
 from cecl_pipeline.quarters import quarter_range
 
@@ -41,14 +42,22 @@ def test_persistence_mean_and_an_exact_ar1_process():
 def test_fitted_models_give_ordered_gaussian_intervals_and_point_models_none():
     y = 1.5 + np.cumsum(np.random.default_rng(1).normal(0, 0.2, 12))
     rows = by_model(baseline_forecasts(examples(y), "2020Q1"))
-    assert set(rows) == set(BASELINES)
-    for name in ("ar1", "arima_110"):
+    assert set(rows) == set(CHALLENGERS)
+    for name in ("ar1", "arima_110", "auto_ets", "auto_arima", "theta", "comb"):
         row = rows[name]
         assert row.q10 < row.q50 == row.point < row.q90 and not row.fallback
         assert row.q90 - row.point == pytest.approx(row.point - row.q10) and row.q90 - row.point > 0
     for name in ("persistence", "mean_4q"):
         assert np.isnan(rows[name].q10) and rows[name].crps == pytest.approx(abs(rows[name].point - 1.0))
     assert Z90 == pytest.approx(1.2815515655)
+
+
+def test_the_combination_is_the_equal_weight_mean_of_ets_arima_and_theta_and_of_their_bands():
+    histories = [1.5 + np.cumsum(np.random.default_rng(seed).normal(0, 0.2, 12)) for seed in range(3)]
+    frame = baseline_forecasts(examples(*histories), "2020Q1", ("auto_ets", "auto_arima", "theta", "comb"))
+    parts = frame[frame.model != "comb"].groupby("prompt_id")[["point", "q10", "q90"]].mean()
+    comb = frame[frame.model == "comb"].set_index("prompt_id")
+    assert np.allclose(comb[["point", "q10", "q90"]], parts.loc[comb.index]) and not comb["fallback"].any()
 
 
 def test_a_fit_that_cannot_be_made_falls_back_to_persistence_and_says_so():
