@@ -71,4 +71,12 @@ def walkforward_report(context: dg.AssetExecutionContext, paths: DataPaths) -> d
     except FileNotFoundError as error:
         raise refuse(error) from None
     context.log.info(headline(report))
-    return dg.MaterializeResult(metadata=report_metadata(report))
+    return dg.MaterializeResult(metadata={**report_metadata(report), **policy_skill_metadata(report)})
+
+
+def policy_skill_metadata(report) -> dict:
+    """The policy's skill figures and its band's coverage before and after calibration: floats rounded to 4 places, names as strings."""
+    from cecl_pipeline.forecast.skill import policy_figures
+
+    return {name: value if isinstance(value, str) else dg.MetadataValue.float(round(value, 4))
+            for name, value in policy_figures(report.overall).items()}

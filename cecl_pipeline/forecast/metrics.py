@@ -3,9 +3,11 @@
 Every function takes a forecasts table in the long form the walk-forward writes, one row per
 (series, quarter, model):
 
-    quarter, entity_id, segment, model, actual, last, point, q10, q50, q90, crps
+    quarter, entity_id, segment, model, actual, last, scale, point, q10, q50, q90, crps
 
-``last`` is the series' value at Q−1, the reference for direction. ``point`` is NaN when a model
+``last`` is the series' value at Q−1, the reference for direction. ``scale`` is the series' mean
+absolute quarter-on-quarter change over its 12-quarter window (``challengers.scale.naive_scale``),
+the unit of scaled errors; tables written before it existed lack it, and read as NaN. ``point`` is NaN when a model
 gave no usable forecast (a policy whose samples all failed to parse); such rows count in ``rows``
 but not in ``n``. Quantile columns are NaN for point-only models (persistence, the 4-quarter mean),
 whose interval metrics are then NaN too. ``crps`` is computed where the forecast distribution is
@@ -20,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from cecl_pipeline.challengers.scale import naive_scale
 from cecl_pipeline.quarters import to_ordinal
 
 QUANTILES = (0.1, 0.5, 0.9)
@@ -39,9 +42,17 @@ def forecast_rows(examples: pd.DataFrame, quarter: str, model: str, point, quant
         "model": model,
         "actual": examples["target"].to_numpy(float),
         "last": np.array([h[-1] for h in examples["history"]], float),
+        "scale": naive_scale(list(examples["history"])),
         "point": point, "q10": q10, "q50": q50, "q90": q90, "crps": crps,
         **extra,
     })
+
+
+def series_scale(frame: pd.DataFrame) -> np.ndarray:
+    """The ``scale`` column as floats, all NaN for a table written before the column existed."""
+    if "scale" not in frame:
+        return np.full(len(frame), np.nan)
+    return frame["scale"].to_numpy(float)
 
 
 def pinball_loss(actual: np.ndarray, predicted: np.ndarray, tau: float) -> np.ndarray:

@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 from scipy import integrate, stats
 
-from cecl_pipeline.forecast.metrics import crps_from_samples, crps_gaussian, metrics_table, pinball_loss, stress_table, summarise
+from cecl_pipeline.forecast.metrics import (
+    crps_from_samples,
+    crps_gaussian,
+    forecast_rows,
+    metrics_table,
+    pinball_loss,
+    stress_table,
+    summarise,
+)
 
 
 def forecasts(**columns) -> pd.DataFrame:
@@ -80,3 +88,12 @@ def test_a_forecast_of_no_change_calls_no_direction():
     assert summarise(rows)["directional_accuracy"] == pytest.approx(1.0)
     persistence = rows.assign(point=rows["last"])
     assert math.isnan(summarise(persistence)["directional_accuracy"])
+
+
+def test_forecast_rows_carry_the_series_scale_of_their_window():
+    examples = pd.DataFrame({"prompt_id": ["p0", "p1"], "entity_id": ["e0", "e1"], "segment": ["card", "cre"], "target": [1.0, 2.0],
+                             "history": [np.array([1.0, 1.2, 1.1, 1.4]), np.full(12, 0.5)]})
+    rows = forecast_rows(examples, "2019Q1", "m", [1.0, 2.0], (np.nan, np.nan, np.nan), [0.0, 0.0])
+    # changes 0.2, 0.1, 0.3 → 0.2; a flat series gets the 0.01 pp floor
+    assert rows["scale"].tolist() == pytest.approx([0.2, 0.01])
+    assert rows["last"].tolist() == [1.4, 0.5]

@@ -8,6 +8,7 @@ from cecl_pipeline.forecast import charts
 from cecl_pipeline.forecast.baselines import baseline_forecasts
 from cecl_pipeline.forecast.metrics import metrics_table
 from cecl_pipeline.forecast.report import build_report, read_forecasts
+from cecl_pipeline.forecast.skill import SKILL_COLUMNS
 from cecl_pipeline.quarters import quarter_range, shift
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -48,7 +49,39 @@ def test_report_holds_the_tables_charts_and_headline(forecast_files, tmp_path):
     text = report.markdown_path.read_text()
     assert f"grpo_policy MAE {expected.loc['grpo_policy', 'mae']:.3f} pp" in text and "![MAE, model vs baselines](charts/mae.png)" in text
     assert text.count("data:image/png;base64,") == 0 and report.html_path.read_text().count("data:image/png;base64,") == 3
-    assert set(pd.read_csv(report.directory / "metrics.csv")["scope"]) == {"overall", "segment", "quarter", "stress"}
+    metrics = pd.read_csv(report.directory / "metrics.csv")
+    assert set(metrics["scope"]) == {"overall", "segment", "quarter", "stress"}
+    assert set(SKILL_COLUMNS) | {"coverage_10_90_cal"} <= set(metrics.columns)
+    assert f"vs best challenger {report.best_challenger} " in text and "Diebold–Mariano p" in text
+    assert "## Calibration" in text and "## Policy vs best challenger by segment" in text
+
+
+def test_any_challenger_can_be_the_best_and_the_policy_meets_it_segment_by_segment(forecast_files, tmp_path):
+    forecasts = read_forecasts(forecast_files)
+    persistence = forecasts[forecasts["model"] == "persistence"]
+    comb = persistence.assign(model="comb", point=persistence["actual"] + 0.001)  # a new name, nearly exact
+    report = build_report(pd.concat([forecasts, comb], ignore_index=True), tmp_path / "report", "with comb")
+    assert report.best_challenger == "comb"
+    assert set(report.by_segment["model"]) >= {"comb", "grpo_policy"}
+    policy = forecasts[forecasts["model"] == "grpo_policy"]
+    policy_mae = (policy["point"] - policy["actual"]).abs().groupby(policy["segment"]).mean()
+    table = report.policy_vs_best.set_index("segment")
+    assert table["policy_mae"].to_dict() == pytest.approx(policy_mae.to_dict())
+    assert table["best_challenger_mae"].to_dict() == pytest.approx({"card": 0.001, "cre": 0.001})
+    assert table["difference"].to_dict() == pytest.approx((policy_mae - 0.001).to_dict())
+    overall = report.overall.set_index("model")
+    assert overall.loc["grpo_policy", "share_beating_best"] == 0.0  # no series where the policy beats a 0.001 pp error
+    assert overall.loc["grpo_policy", "best_challenger"] == "comb"
+
+
+def test_forecast_files_written_before_the_scale_column_still_report(forecast_files, tmp_path):
+    for path in forecast_files:
+        pd.read_parquet(path).drop(columns="scale").to_parquet(path)
+    report = build_report(read_forecasts(forecast_files), tmp_path / "report", "old files")
+    policy = report.overall.set_index("model").loc["grpo_policy"]
+    assert np.isnan(policy["mase"]) and np.isnan(policy["coverage_10_90_cal"])
+    assert policy["rel_mae"] > 0 and report.calibration.empty
+    assert "No row could be calibrated" in report.markdown_path.read_text()
 
 
 def test_a_failed_rebuild_leaves_the_previous_report_whole(forecast_files, tmp_path, monkeypatch):
