@@ -63,7 +63,7 @@ def held_out(job, template: ChatTemplate, count: int, prompt_length: int):
     frame = frame[frame["env"] == job.grpo.env].sample(n=count, random_state=0).reset_index(drop=True)
     tokens, valid = encode_prompts(template, frame, prompt_length)
     naive = float(np.mean(np.abs(frame["history"].map(lambda h: h[-1]) - frame["target"])))
-    return PromptSet(tokens, valid, frame["target"].to_numpy(np.float64)), naive
+    return PromptSet.of_rows(tokens, valid, frame), naive
 
 
 def evaluate(params, trainer, eval_set, samples: int) -> dict:

@@ -124,7 +124,19 @@ def _report_run():
     print(summary.line())
     if summary.success:
         print(f"report: {results_dir() / 'walkforward' / 'report.md'} (and report.html; charts in the web UI under walkforward_report)")
+        _print_targets(results_dir() / "walkforward" / "metrics.csv")
     return summary
+
+
+def _print_targets(metrics_csv: Path) -> None:
+    """The policy against the walk-forward's targets, one PASS/MISS line each, from the report's metrics.csv."""
+    import pandas as pd
+
+    from cecl_pipeline.forecast.skill import target_lines
+
+    metrics = pd.read_csv(metrics_csv)
+    for line in target_lines(metrics[metrics["scope"] == "overall"]):
+        print(f"  {line}")
 
 
 @with_progress

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from cecl_pipeline.cli import build_parser, main
+from cecl_pipeline.envs.registry import ENVS
 from cecl_pipeline.quarters import quarter_range
 from cecl_pipeline_tests.cecl_command import CECL, cecl
 from cecl_pipeline_tests.conftest import SHARED_DATA
@@ -58,8 +59,9 @@ def test_main_command_on_the_embedded_default(layout, tmp_path, monkeypatch):
     assert "✓ walkforward_forecasts 2019Q1" in out and "✓ walkforward_report" in out
     report = Path(os.environ["CECL_RESULTS_DIR"]) / "walkforward" / "report.md"
     assert f"report: {report}" in out and "grpo_policy MAE" in report.read_text()
+    assert "policy MAE ≤ best challenger MAE" in out and "policy calibrated 10–90 coverage" in out and "policy directional accuracy" in out
     prompts = pd.read_parquet(layout.prompts_parquet("2019Q1"))
-    assert len(prompts) == 3 * 40 * 4
+    assert len(prompts) == len(ENVS) * 40 * 4
     policy = json.loads(next(Path(os.environ["CECL_CHECKPOINT_DIR"]).glob("grpo/*/2019Q1/policy.json")).read_text())
     assert [Path(p).stem for p in policy["prompt_files"]] == quarter_range("2017Q1", "2018Q4")
     assert (Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml").is_symlink()

@@ -10,6 +10,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from cecl_pipeline.panel.text_format import format_rate
+
 _TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _NUMBER = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*%?\s*$")
 
@@ -17,10 +19,10 @@ _NUMBER = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*%?\s*$")
 @dataclass(frozen=True)
 class AnswerFormat:
     strict: bool = False  # the tag must be the whole completion (nothing before or after it)
-    decimals: int = 2  # digits after the point in answers we write (warm-start targets, examples)
 
     def render(self, value: float) -> str:
-        return f"<answer>{value:.{self.decimals}f}</answer>"
+        """The answer we write for ``value`` (warm-start targets), with the digits prompts show it with."""
+        return f"<answer>{format_rate(value)}</answer>"
 
     def parse(self, completion: str) -> float | None:
         """The number in the last answer tag; None when absent, not a plain number, not finite, or (strict) not alone."""

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
+
+from cecl_pipeline.challengers.registry import challenger_forecasts
 from cecl_pipeline.envs.answer import AnswerFormat
+from cecl_pipeline.envs.combining import history_and_challengers
 from cecl_pipeline.panel.prompts import Body, enhanced_table, history_lines
 
 
@@ -20,6 +25,13 @@ class Env:
     body: Body  # how the prompt lays out the history
     answer: AnswerFormat = AnswerFormat()
     needs_macro: bool = False  # the body reads the macro table
+    imitates: str | None = None  # the challenger whose forecast the warm start teaches; None: the realised target
+
+    def warm_start_answers(self, rows: pd.DataFrame) -> np.ndarray:
+        """What the SFT warm start writes as the answer to each of prompt ``rows``: the imitated challenger's forecast, or the target."""
+        if self.imitates is None:
+            return rows["target"].to_numpy(np.float64)
+        return challenger_forecasts(list(rows["history"]), [self.imitates])[self.imitates].mean
 
 
 ENVS: dict[str, Env] = {
@@ -45,6 +57,15 @@ ENVS: dict[str, Env] = {
             "inside <answer></answer> tags, e.g. <answer>1.23</answer>.",
             enhanced_table,
             needs_macro=True,
+        ),
+        Env(
+            "nco_combined",
+            "the history plus ETS, ARIMA, Theta and their combination's forecasts; the answer tag only",
+            "Weigh the history and the statistical forecasts, then reply with your forecast in percent inside <answer></answer> "
+            "tags and nothing else, e.g. <answer>1.23</answer>.",
+            history_and_challengers,
+            AnswerFormat(strict=True),
+            imitates="comb",
         ),
     )
 }

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cecl_pipeline.challengers.scale import naive_scale
 from cecl_pipeline.envs.registry import Env
 from cecl_pipeline.files import atomic_dir
 from cecl_pipeline.forecast.policy_samples import SampleSettings, sample_checkpoint
@@ -53,7 +54,8 @@ def debug_rollouts(checkpoint_dir: Path, prompts_path: Path, env: Env, quarter: 
     samples = sample_checkpoint(checkpoint_dir, examples, env.name, quarter, settings, log=log)
     by_prompt = examples.set_index("prompt_id")
     targets = by_prompt.loc[samples["prompt_id"], "target"].to_numpy(float)
-    scored = reward(list(samples["completion"]), list(targets))
+    scales = naive_scale(list(by_prompt.loc[samples["prompt_id"], "history"]))
+    scored = reward(list(samples["completion"]), list(targets), list(scales))
     reward = np.array([s.total for s in scored])
     return pd.DataFrame({
         "prompt_id": samples["prompt_id"],

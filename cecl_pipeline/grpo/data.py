@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cecl_pipeline.challengers.scale import naive_scale
 from cecl_pipeline.panel.windows import assert_no_lookahead
 from cecl_pipeline.quarters import to_ordinal
 
-PROMPT_COLUMNS = ["prompt_id", "env", "entity_id", "segment", "target_quarter", "target", "system", "user", "prompt"]
+PROMPT_COLUMNS = ["prompt_id", "env", "entity_id", "segment", "target_quarter", "history", "target", "system", "user", "prompt"]
 
 
 def load_training_prompts(paths: list[Path], env: str, before_quarter: str) -> pd.DataFrame:
@@ -37,17 +38,23 @@ def training_quarters_before(available: list[str], quarter: str) -> list[str]:
 
 @dataclass(frozen=True)
 class PromptSet:
-    """Encoded prompts and their realised targets: what rollouts and the warm-start read."""
+    """Encoded prompts, their realised targets and each series' own scale: what rollouts and the warm-start read."""
 
     tokens: np.ndarray  # [n, P] int32, left-padded
     valid: np.ndarray  # [n, P] bool
     targets: np.ndarray  # [n] float64, the realised NCO rate of each prompt's target quarter
+    scales: np.ndarray  # [n] float64, the series' mean absolute quarterly change over its history (``naive_scale``)
+
+    @classmethod
+    def of_rows(cls, tokens: np.ndarray, valid: np.ndarray, rows: pd.DataFrame) -> PromptSet:
+        """The set for prompt ``rows`` (with ``target`` and ``history`` columns), encoded as ``tokens``/``valid``."""
+        return cls(tokens, valid, rows["target"].to_numpy(np.float64), naive_scale(list(rows["history"])))
 
     def __len__(self) -> int:
         return len(self.targets)
 
     def take(self, rows) -> PromptSet:
-        return PromptSet(self.tokens[rows], self.valid[rows], self.targets[rows])
+        return PromptSet(self.tokens[rows], self.valid[rows], self.targets[rows], self.scales[rows])
 
 
 @dataclass

@@ -13,6 +13,7 @@ from cecl_pipeline.envs.registry import ENVS
 
 AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "constant")
 ADVANTAGE_SCALES = ("std", "none")
+ERROR_UNITS = ("series", "pp")
 MAX_TRAIN_QUARTERS = 12
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -100,8 +101,10 @@ KNOBS: tuple[Knob, ...] = (
     Knob("advantage_scale", "std", "group advantages divided by the group's std, or not (Dr.GRPO)", "grpo.loss.advantage_scale",
          choices=ADVANTAGE_SCALES),
     Knob("drop_zero_advantage_groups", False, "leave groups whose rewards all tie out of the loss", "grpo.loss.drop_zero_advantage_groups"),
-    Knob("accuracy_scale", 1.0, "pp of error at which the accuracy reward falls to 1/e", "grpo.rewards.accuracy_scale",
+    Knob("accuracy_scale", 1.0, "error (in error_unit) at which the accuracy reward falls to 1/e", "grpo.rewards.accuracy_scale",
          minimum=0.0, above_minimum=True),
+    Knob("error_unit", "series", "reward errors in the series' own scale (mean |quarterly change|, scale-free) or in pp",
+         "grpo.rewards.error_unit", choices=ERROR_UNITS),
     Knob("penalty", 1.0, "reward lost for a missing, unparseable or implausible answer", "grpo.rewards.penalty", minimum=0.0),
     Knob("sft_steps", 200, "supervised warm-start steps on a cold start (0: none)", "sft.steps", minimum=0),
     Knob("sft_batch_size", 16, "prompts per warm-start step", "sft.batch_size", minimum=1),

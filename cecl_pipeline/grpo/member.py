@@ -33,6 +33,7 @@ class TrainingData:
     """A member's training prompts, encoded with its base checkpoint's chat template, and how its answers are read."""
 
     prompts: PromptSet
+    warm_start_answers: np.ndarray  # [n] what the warm start teaches for each prompt (``Env.warm_start_answers``)
     tokenizer: object
     eos_token_ids: tuple[int, ...]
     env: Env
@@ -89,7 +90,7 @@ def training_data(job: PolicyJob, base: Path, model_config) -> TrainingData:
     frame = load_training_prompts([Path(p) for p in job.prompt_files], env.name, job.quarter)
     tokens, valid = encode_prompts(template, frame, job.grpo.prompt_length)
     eos_token_ids, _ = stop_and_pad_ids(model_config, template.tokenizer)
-    return TrainingData(PromptSet(tokens, valid, frame["target"].to_numpy(np.float64)), template.tokenizer, eos_token_ids, env)
+    return TrainingData(PromptSet.of_rows(tokens, valid, frame), env.warm_start_answers(frame), template.tokenizer, eos_token_ids, env)
 
 
 def build_trainer(job: PolicyJob, member: int, data: TrainingData, model_config, start) -> GRPOTrainer:
@@ -108,7 +109,7 @@ def starting_params(job: PolicyJob, member: int, data: TrainingData, model_confi
         return load_jax_checkpoint(saved, dtype="float32")[1]
     if resuming:
         raise RuntimeError(f"{work}: train checkpoints without the warm-started params they began from; delete {work} to retrain")
-    sft = sft_data(data.prompts, data.env.answer, data.tokenizer, data.eos_token_ids[0])
+    sft = sft_data(data.prompts, data.warm_start_answers, data.env.answer, data.tokenizer, data.eos_token_ids[0])
     every = max(job.sft.steps // 10, 1)
     log(f"member {member}: SFT warm-start, {job.sft.steps} steps × {job.sft.batch_size} prompts")
     sft_log = lambda m: m["sft_step"] % every == 0 and log(f"member {member}: SFT step {m['sft_step']}/{job.sft.steps} · loss {m['sft_loss']:.3f}")

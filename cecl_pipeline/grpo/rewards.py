@@ -4,11 +4,15 @@ reward = format_weight × well-formed + (accuracy if the answer parses and is pl
 
 - well-formed: exactly one answer tag holding a plain number, as the env's ``AnswerFormat`` says
   (for ``nco_single``, nothing may surround it).
-- accuracy: exp(−|error| / accuracy_scale) with the error in percentage points: 1 for a perfect
-  forecast, continuous, and bounded in (0, 1], so one wild completion cannot dominate a group.
+- accuracy: exp(−|error| / (accuracy_scale × unit)): 1 for a perfect forecast, continuous, and
+  bounded in (0, 1], so one wild completion cannot dominate a group. With ``error_unit="series"``
+  (the default) the unit is the series' own scale, its mean absolute quarterly change over the
+  prompt's history (``naive_scale``), so a 10% miss on a 0.1% mortgage rate and on a 5% card rate
+  earn the same reward and credit cards no longer drown out every other segment. With ``"pp"`` the
+  unit is one percentage point.
 - penalty: for a missing or unparseable answer, or one outside the plausible NCO range.
 
-``ForecastReward`` is the reward function the rollout is given: (completions, targets) → rewards.
+``ForecastReward`` is the reward function the rollout is given: (completions, targets, scales) → rewards.
 Nothing here raises, whatever the completion holds: a reward function that throws would kill a run.
 """
 
@@ -19,13 +23,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from cecl_pipeline.challengers.scale import SCALE_FLOOR
 from cecl_pipeline.envs.answer import AnswerFormat
 from cecl_pipeline.grpo.knobs import default
 
 
 @dataclass(frozen=True)
 class RewardConfig:
-    accuracy_scale: float = default("grpo.rewards.accuracy_scale")  # percentage points at which accuracy falls to 1/e
+    accuracy_scale: float = default("grpo.rewards.accuracy_scale")  # errors, in ``error_unit``s, at which accuracy falls to 1/e
+    error_unit: str = default("grpo.rewards.error_unit")  # "series" (the series' own scale) or "pp"
     penalty: float = default("grpo.rewards.penalty")
     format_weight: float = 0.1
     plausible_min: float = -10.0  # the panel's own nco_rate range
@@ -41,9 +47,9 @@ class Reward:
 
 
 class RewardFn(Protocol):
-    """What a rollout scores its completions with."""
+    """What a rollout scores its completions with: one reward per completion, given its target and its series' scale."""
 
-    def __call__(self, completions: Sequence[str], targets: Sequence[float]) -> list[Reward]: ...
+    def __call__(self, completions: Sequence[str], targets: Sequence[float], scales: Sequence[float]) -> list[Reward]: ...
 
 
 @dataclass(frozen=True)
@@ -53,13 +59,13 @@ class ForecastReward:
     answer: AnswerFormat = AnswerFormat()
     config: RewardConfig = field(default_factory=RewardConfig)
 
-    def __call__(self, completions: Sequence[str], targets: Sequence[float]) -> list[Reward]:
-        return [self.score(c, t) for c, t in zip(completions, targets, strict=True)]
+    def __call__(self, completions: Sequence[str], targets: Sequence[float], scales: Sequence[float]) -> list[Reward]:
+        return [self.score(c, t, s) for c, t, s in zip(completions, targets, scales, strict=True)]
 
-    def score(self, completion: str, target: float) -> Reward:
-        """The reward of one completion against the realised NCO rate ``target``; never raises."""
+    def score(self, completion: str, target: float, scale: float = 1.0) -> Reward:
+        """The reward of one completion against the realised NCO rate ``target`` of a series of scale ``scale``; never raises."""
         try:
-            return self._score(completion, float(target))
+            return self._score(completion, float(target), self._unit(scale))
         except Exception:
             return Reward(-self.config.penalty, False, None, None)
 
@@ -68,11 +74,18 @@ class ForecastReward:
         value = self.answer.parse(completion)
         return value if value is not None and self.config.plausible_min <= value <= self.config.plausible_max else None
 
-    def _score(self, completion: str, target: float) -> Reward:
+    def _unit(self, scale: float) -> float:
+        """Percentage points per error unit; a missing or degenerate scale is read as the floor, never as zero."""
+        if self.config.error_unit == "pp":
+            return 1.0
+        scale = float(scale)
+        return max(scale, SCALE_FLOOR) if math.isfinite(scale) else SCALE_FLOOR
+
+    def _score(self, completion: str, target: float, unit: float) -> Reward:
         shaped = self.answer.well_formed(completion)
         value = self.plausible(completion)
         bonus = self.config.format_weight * shaped
         if value is None or not math.isfinite(target):
             return Reward(bonus - self.config.penalty, shaped, None, None)
         error = abs(value - target)
-        return Reward(bonus + math.exp(-error / self.config.accuracy_scale), shaped, value, error)
+        return Reward(bonus + math.exp(-error / (self.config.accuracy_scale * unit)), shaped, value, error)

@@ -49,10 +49,10 @@ class SFTData:
     target_mask: np.ndarray  # [N, P + A − 1] bool
 
 
-def sft_data(prompts: PromptSet, answer: AnswerFormat, tokenizer, eos_id: int) -> SFTData:
-    """Each prompt followed by its target written in ``answer``'s format, then EOS."""
+def sft_data(prompts: PromptSet, values: np.ndarray, answer: AnswerFormat, tokenizer, eos_id: int) -> SFTData:
+    """Each prompt followed by its value (the target, or what the env imitates) written in ``answer``'s format, then EOS."""
     pad_id = tokenizer.pad_token_id
-    answers = tokenizer([answer.render(t) for t in prompts.targets], add_special_tokens=False)["input_ids"]
+    answers = tokenizer([answer.render(v) for v in values], add_special_tokens=False)["input_ids"]
     width = max(len(a) for a in answers) + 1
     answer_tokens = np.full((len(answers), width), pad_id, np.int32)
     answer_valid = np.zeros((len(answers), width), bool)

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cecl_pipeline.panel.schema import MACRO_QUARTER
-from cecl_pipeline.panel.text_format import fixed, join_lines
+from cecl_pipeline.panel.text_format import join_lines, rates
 from cecl_pipeline.panel.windows import Windows, assert_no_lookahead
 
 SYSTEM_PROMPT = (
@@ -89,7 +89,7 @@ class SharedColumns:
         self.entity = pa.array(windows.keys["entity_id"].to_numpy(dtype=object), pa.string())
         self.segment = pa.array(windows.keys["segment"].to_numpy(dtype=object), pa.string())
         self.header = join_lines([pa.scalar("Segment: "), self.segment, pa.scalar("\nEntity: "), self.entity], "")
-        self.history_text = [fixed(windows.history[:, k]) for k in range(windows.history.shape[1])]
+        self.history_text = [rates(windows.history[:, k]) for k in range(windows.history.shape[1])]
         self.system = pa.array(np.full(n, SYSTEM_PROMPT, dtype=object), pa.string())
         lookback = len(windows.history_quarters)
         offsets = pa.array(np.arange(0, (n + 1) * lookback, lookback, dtype=np.int32))
@@ -145,7 +145,7 @@ def enhanced_table(windows: Windows, shared: SharedColumns, macro: pd.DataFrame 
         macro_text = " | ".join(_macro_value(macro_rows, quarter, c) for c in macro_columns)
         lines.append(
             join_lines(
-                [pa.scalar(quarter), shared.history_text[k], fixed(qoq, signed=True), fixed(yoy, signed=True), fixed(mean4), pa.scalar(macro_text)],
+                [pa.scalar(quarter), shared.history_text[k], rates(qoq, signed=True), rates(yoy, signed=True), rates(mean4), pa.scalar(macro_text)],
                 " | ",
             )
         )

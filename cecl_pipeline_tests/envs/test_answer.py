@@ -35,6 +35,6 @@ def test_strict_allows_nothing_around_the_tag():
 
 
 def test_rendered_answers_parse_back_to_their_rounded_value():
-    assert LOOSE.render(0.125) == "<answer>0.12</answer>" and AnswerFormat(decimals=3).render(0.125) == "<answer>0.125</answer>"
-    for value in (0.0, -0.37, 4.2, 12.345):
-        assert STRICT.parse(STRICT.render(value)) == round(value, 2)
+    assert LOOSE.render(0.125) == "<answer>0.125</answer>" and LOOSE.render(4.2) == "<answer>4.20</answer>"
+    for value, written in ((0.0, 0.0), (-0.37, -0.37), (4.2, 4.2), (12.346, 12.35), (0.04321, 0.0432)):
+        assert STRICT.parse(STRICT.render(value)) == written

@@ -8,7 +8,8 @@ from cecl_pipeline.panel.windows import LookaheadError
 
 def write_prompts(path, quarter, n=3):
     rows = [{"prompt_id": f"nco:B{i}:cards:{quarter}", "env": env, "entity_id": f"B{i}", "segment": "cards", "target_quarter": quarter,
-             "target": float(i), "system": "analyst", "user": f"forecast {quarter} for B{i}", "prompt": f"analyst\n\nforecast {quarter} for B{i}"}
+             "history": [1.0] * 12, "target": float(i),
+             "system": "analyst", "user": f"forecast {quarter} for B{i}", "prompt": f"analyst\n\nforecast {quarter} for B{i}"}
             for i in range(n) for env in ("nco", "nco_single")]
     pd.DataFrame(rows).to_parquet(path)
     return path

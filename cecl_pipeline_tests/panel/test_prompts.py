@@ -10,7 +10,7 @@ from cecl_pipeline.files import sha256_file
 from cecl_pipeline.llm.chat_template import ChatTemplate
 from cecl_pipeline.panel.ingest import ingest_macro, ingest_quarter
 from cecl_pipeline.panel.prompts import build_prompts
-from cecl_pipeline.panel.text_format import fixed
+from cecl_pipeline.panel.text_format import fixed, format_rate, rates
 from cecl_pipeline.panel.windows import LookaheadError, Windows
 from cecl_pipeline.quarters import quarter_range
 from cecl_pipeline_tests.conftest import QWEN3_TOKENIZER
@@ -64,7 +64,8 @@ def test_enhanced_prompt_carries_changes_and_macro_of_the_history_only(built):
     assert "2018Q4 |" in user and f"| {macro.loc['2018Q4', 'unemployment_rate']:.2f} |" in user
     assert f"{macro.loc['2019Q1', 'vix']:.2f}\n" not in user.split("2018Q4 |")[1]
     history = np.asarray(table.iloc[0].history)
-    assert f"| {history[-1] - history[-2]:+.2f} |" in user.split("2018Q4 |")[1]
+    change = rates(np.array([history[-1] - history[-2]]), signed=True).to_pylist()[0]
+    assert f"2018Q4 | {format_rate(history[-1])} | {change} |" in user
 
 
 def test_macro_from_the_target_quarter_is_refused():
