@@ -20,6 +20,7 @@ import numpy as np
 from cecl_pipeline.challengers import classic
 from cecl_pipeline.challengers.arima import auto_arima
 from cecl_pipeline.challengers.ets import auto_ets
+from cecl_pipeline.challengers.names import CHALLENGERS
 from cecl_pipeline.challengers.theta import theta
 
 VectorFit = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # [N, T] → (mean [N], std [N]); NaN where no fit
@@ -39,7 +40,6 @@ VECTORISED: dict[str, VectorFit] = {"persistence": _persistence, "mean_4q": _mea
                                     "theta": theta}
 PER_SERIES: dict[str, SeriesFit] = {"ar1": classic.ar1, "arima_110": classic.arima_110, "ar1_garch11": classic.ar1_garch11}
 COMBINATIONS: dict[str, tuple[str, ...]] = {"comb": ("auto_ets", "auto_arima", "theta")}
-CHALLENGERS = ("persistence", "mean_4q", "ar1", "arima_110", "ar1_garch11", "auto_ets", "auto_arima", "theta", "comb")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from cecl_pipeline.challengers.names import CHALLENGERS
 from cecl_pipeline.defs.metadata import file_metadata, markdown_table, refuse, report_metadata
 from cecl_pipeline.defs.model_assets import ModelCheckpoints
 from cecl_pipeline.defs.partitions import quarter_of, quarterly
@@ -16,7 +17,7 @@ class WalkforwardConfig(dg.Config):
     temperature: float = 1.0
     inference_batch: int = 64  # rows per sampler call
     seed: int = 0
-    baselines: list[str] = ["persistence", "mean_4q", "ar1", "arima_110", "ar1_garch11"]
+    baselines: list[str] = list(CHALLENGERS)  # the challengers fitted beside the policy (cecl_pipeline.challengers)
 
 
 @dg.asset(
@@ -25,7 +26,7 @@ class WalkforwardConfig(dg.Config):
     partitions_def=quarterly,
     pool="gpu",
     deps=[grpo_policy, nco_prompts],
-    description="grpo_policy[Q] sampled on nco_prompts[Q] (never a policy trained on Q or later), beside the classical baselines; "
+    description="grpo_policy[Q] sampled on nco_prompts[Q] (never a policy trained on Q or later), beside the statistical challengers; "
                 "every completion kept as an audit trail.",
 )
 def walkforward_forecasts(context: dg.AssetExecutionContext, config: WalkforwardConfig, paths: DataPaths, models: ModelCheckpoints,
@@ -59,7 +60,7 @@ def walkforward_forecasts(context: dg.AssetExecutionContext, config: Walkforward
     group_name="evaluation",
     kinds={"matplotlib", "html"},
     deps=[walkforward_forecasts],
-    description="Every materialized quarter of walkforward_forecasts: model vs baselines, stress windows, charts; "
+    description="Every materialized quarter of walkforward_forecasts: model vs challengers, stress windows, charts; "
                 "written under results/walkforward.",
 )
 def walkforward_report(context: dg.AssetExecutionContext, paths: DataPaths) -> dg.MaterializeResult:

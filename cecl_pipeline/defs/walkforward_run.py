@@ -9,7 +9,7 @@ from cecl_pipeline.forecast.walkforward import Checkpoint, QuarterForecast, fore
 from cecl_pipeline.grpo.policy_store import PolicyStore
 from cecl_pipeline.settings import DataLayout
 
-REPORT_TITLE = "Walk-forward evaluation: GRPO policy vs baselines"
+REPORT_TITLE = "Walk-forward evaluation: GRPO policy vs challengers"
 
 
 def forecast_policy_quarter(quarter: str, config, layout: DataLayout, store: PolicyStore, log: Callable[[str], None]) -> QuarterForecast:

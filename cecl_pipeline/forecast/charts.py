@@ -83,5 +83,5 @@ def mae_bars(overall: pd.DataFrame, path: Path) -> Path:
         ax.text(value, y, f" {value:.3f}", va="center", fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("MAE, percentage points")
-    ax.set_title("MAE: model vs baselines")
+    ax.set_title("MAE: model vs challengers")
     return _save(figure, path)

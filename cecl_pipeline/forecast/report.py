@@ -27,7 +27,7 @@ from cecl_pipeline.forecast.walkforward import POLICY_MODEL
 from cecl_pipeline.quarters import to_ordinal
 
 CHARTS = {"forecast_vs_actual": "Forecast vs actual, per segment", "directional_accuracy": "Directional accuracy by quarter",
-          "mae": "MAE, model vs baselines"}
+          "mae": "MAE, model vs challengers"}
 POLICY_VS_BEST = "Policy vs best challenger by segment"
 CALIBRATION = "Calibration"
 EMPTY = {"Stress windows": "No quarter of the evaluation falls in a stress window.",

@@ -47,7 +47,7 @@ def test_report_holds_the_tables_charts_and_headline(forecast_files, tmp_path):
     for path in report.charts.values():
         assert path.read_bytes().startswith(PNG)
     text = report.markdown_path.read_text()
-    assert f"grpo_policy MAE {expected.loc['grpo_policy', 'mae']:.3f} pp" in text and "![MAE, model vs baselines](charts/mae.png)" in text
+    assert f"grpo_policy MAE {expected.loc['grpo_policy', 'mae']:.3f} pp" in text and "![MAE, model vs challengers](charts/mae.png)" in text
     assert text.count("data:image/png;base64,") == 0 and report.html_path.read_text().count("data:image/png;base64,") == 3
     metrics = pd.read_csv(report.directory / "metrics.csv")
     assert set(metrics["scope"]) == {"overall", "segment", "quarter", "stress"}
