@@ -182,7 +182,7 @@ class Ours:
                                loss=GRPOLossConfig(epsilon_low=EPSILON_LOW, epsilon_high=EPSILON_HIGH, beta=0.0))
         self.valid = np.ones(tokens.shape, bool)
         self.targets = np.linspace(0.5, 2.0, len(tokens))
-        self.prompts = PromptSet(tokens, self.valid, self.targets, np.ones(len(self.targets)))
+        self.prompts = PromptSet(tokens, self.valid, self.targets, np.ones(len(self.targets)), np.zeros(len(self.targets)))
         self.trainer = GRPOTrainer(self.grpo, config, self.prompts, tok, (), ForecastReward(config=self.grpo.rewards))
         self.state = self.trainer.init_state(params)
         self.cursor = PromptCursor(len(tokens), CursorState(seed=0))

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from cecl_pipeline.defs.model_assets import ModelCheckpoints
+from cecl_pipeline.envs.registry import get_env
 from cecl_pipeline.grpo import knobs
 from cecl_pipeline.grpo.data import CursorState, PromptCursor, PromptSet
 from cecl_pipeline.grpo.member import build_trainer, starting_params, training_data
@@ -63,7 +64,7 @@ def held_out(job, template: ChatTemplate, count: int, prompt_length: int):
     frame = frame[frame["env"] == job.grpo.env].sample(n=count, random_state=0).reset_index(drop=True)
     tokens, valid = encode_prompts(template, frame, prompt_length)
     naive = float(np.mean(np.abs(frame["history"].map(lambda h: h[-1]) - frame["target"])))
-    return PromptSet.of_rows(tokens, valid, frame), naive
+    return PromptSet.of_rows(tokens, valid, frame, get_env(job.grpo.env).anchors(frame)), naive
 
 
 def evaluate(params, trainer, eval_set, samples: int) -> dict:

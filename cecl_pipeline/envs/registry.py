@@ -26,12 +26,20 @@ class Env:
     answer: AnswerFormat = AnswerFormat()
     needs_macro: bool = False  # the body reads the macro table
     imitates: str | None = None  # the challenger whose forecast the warm start teaches; None: the realised target
+    anchor: str | None = None  # answers are the change, in pp, to this challenger's forecast; None: the rate itself
+
+    def anchors(self, rows: pd.DataFrame) -> np.ndarray:
+        """What each answer to prompt ``rows`` is added to for the forecast: the anchor challenger's forecast, or 0."""
+        return self._challenger(rows, self.anchor) if self.anchor else np.zeros(len(rows))
 
     def warm_start_answers(self, rows: pd.DataFrame) -> np.ndarray:
-        """What the SFT warm start writes as the answer to each of prompt ``rows``: the imitated challenger's forecast, or the target."""
-        if self.imitates is None:
-            return rows["target"].to_numpy(np.float64)
-        return challenger_forecasts(list(rows["history"]), [self.imitates])[self.imitates].mean
+        """What the SFT warm start writes as the answer to each of prompt ``rows``: the imitated forecast (or the target), less the anchor."""
+        taught = self._challenger(rows, self.imitates) if self.imitates else rows["target"].to_numpy(np.float64)
+        return taught - self.anchors(rows)
+
+    @staticmethod
+    def _challenger(rows: pd.DataFrame, name: str) -> np.ndarray:
+        return challenger_forecasts(list(rows["history"]), [name])[name].mean
 
 
 ENVS: dict[str, Env] = {
@@ -66,6 +74,16 @@ ENVS: dict[str, Env] = {
             history_and_challengers,
             AnswerFormat(strict=True),
             imitates="comb",
+        ),
+        Env(
+            "nco_adjust",
+            "the same prompt as nco_combined; the answer is the change to the combination's forecast, in pp",
+            "Reply with how many percentage points you expect the rate to land above (+) or below (-) the combination's forecast, "
+            "inside <answer></answer> tags and nothing else, e.g. <answer>-0.05</answer>.",
+            history_and_challengers,
+            AnswerFormat(strict=True),
+            imitates="comb",
+            anchor="comb",
         ),
     )
 }

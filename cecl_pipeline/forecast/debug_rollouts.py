@@ -54,8 +54,8 @@ def debug_rollouts(checkpoint_dir: Path, prompts_path: Path, env: Env, quarter: 
     samples = sample_checkpoint(checkpoint_dir, examples, env.name, quarter, settings, log=log)
     by_prompt = examples.set_index("prompt_id")
     targets = by_prompt.loc[samples["prompt_id"], "target"].to_numpy(float)
-    scales = naive_scale(list(by_prompt.loc[samples["prompt_id"], "history"]))
-    scored = reward(list(samples["completion"]), list(targets), list(scales))
+    rows = by_prompt.loc[samples["prompt_id"]]
+    scored = reward(list(samples["completion"]), list(targets), list(naive_scale(list(rows["history"]))), list(env.anchors(rows)))
     reward = np.array([s.total for s in scored])
     return pd.DataFrame({
         "prompt_id": samples["prompt_id"],

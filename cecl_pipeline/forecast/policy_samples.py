@@ -64,7 +64,8 @@ def sample_checkpoint(checkpoint_dir: Path | str, prompts: pd.DataFrame, env: st
     width = tokens.shape[1]
     completions = decode_completions(sequences, sequence_valid, width, template.tokenizer, pad_id)
     reading = ForecastReward(get_env(env).answer)
-    parsed = [reading.plausible(c) for c in completions]
+    anchors = np.repeat(get_env(env).anchors(prompts), repeat)
+    parsed = [reading.plausible(c, a) for c, a in zip(completions, anchors, strict=True)]
     new_tokens = sequence_valid[:, width:].sum(axis=1)
     seconds = time.perf_counter() - started
     log(f"member {member}: {len(completions)} completions ({len(prompts)} prompts × {repeat}) in {seconds:.1f} s · "

@@ -44,17 +44,18 @@ class PromptSet:
     valid: np.ndarray  # [n, P] bool
     targets: np.ndarray  # [n] float64, the realised NCO rate of each prompt's target quarter
     scales: np.ndarray  # [n] float64, the series' mean absolute quarterly change over its history (``naive_scale``)
+    anchors: np.ndarray  # [n] float64, what each answer is added to for the forecast (``Env.anchors``; 0 for most envs)
 
     @classmethod
-    def of_rows(cls, tokens: np.ndarray, valid: np.ndarray, rows: pd.DataFrame) -> PromptSet:
+    def of_rows(cls, tokens: np.ndarray, valid: np.ndarray, rows: pd.DataFrame, anchors: np.ndarray) -> PromptSet:
         """The set for prompt ``rows`` (with ``target`` and ``history`` columns), encoded as ``tokens``/``valid``."""
-        return cls(tokens, valid, rows["target"].to_numpy(np.float64), naive_scale(list(rows["history"])))
+        return cls(tokens, valid, rows["target"].to_numpy(np.float64), naive_scale(list(rows["history"])), np.asarray(anchors, np.float64))
 
     def __len__(self) -> int:
         return len(self.targets)
 
     def take(self, rows) -> PromptSet:
-        return PromptSet(self.tokens[rows], self.valid[rows], self.targets[rows], self.scales[rows])
+        return PromptSet(self.tokens[rows], self.valid[rows], self.targets[rows], self.scales[rows], self.anchors[rows])
 
 
 @dataclass

@@ -12,7 +12,10 @@ reward = format_weight × well-formed + (accuracy if the answer parses and is pl
   unit is one percentage point.
 - penalty: for a missing or unparseable answer, or one outside the plausible NCO range.
 
-``ForecastReward`` is the reward function the rollout is given: (completions, targets, scales) → rewards.
+The forecast is the answer plus the prompt's anchor: 0 for envs that answer with the rate itself,
+the combination's forecast for ``nco_adjust``, whose answers are a change to it.
+
+``ForecastReward`` is the reward function the rollout is given: (completions, targets, scales, anchors) → rewards.
 Nothing here raises, whatever the completion holds: a reward function that throws would kill a run.
 """
 
@@ -42,14 +45,15 @@ class RewardConfig:
 class Reward:
     total: float
     format_ok: bool
-    parsed: float | None  # the forecast, when it parses and is plausible
+    parsed: float | None  # the forecast (answer + anchor), when it parses and is plausible
     error: float | None  # |forecast − target| in percentage points
 
 
 class RewardFn(Protocol):
-    """What a rollout scores its completions with: one reward per completion, given its target and its series' scale."""
+    """What a rollout scores its completions with: one reward per completion, given its target, its series' scale and its anchor."""
 
-    def __call__(self, completions: Sequence[str], targets: Sequence[float], scales: Sequence[float]) -> list[Reward]: ...
+    def __call__(self, completions: Sequence[str], targets: Sequence[float], scales: Sequence[float],
+                 anchors: Sequence[float]) -> list[Reward]: ...
 
 
 @dataclass(frozen=True)
@@ -59,20 +63,22 @@ class ForecastReward:
     answer: AnswerFormat = AnswerFormat()
     config: RewardConfig = field(default_factory=RewardConfig)
 
-    def __call__(self, completions: Sequence[str], targets: Sequence[float], scales: Sequence[float]) -> list[Reward]:
-        return [self.score(c, t, s) for c, t, s in zip(completions, targets, scales, strict=True)]
+    def __call__(self, completions: Sequence[str], targets: Sequence[float], scales: Sequence[float],
+                 anchors: Sequence[float]) -> list[Reward]:
+        return [self.score(c, t, s, a) for c, t, s, a in zip(completions, targets, scales, anchors, strict=True)]
 
-    def score(self, completion: str, target: float, scale: float = 1.0) -> Reward:
+    def score(self, completion: str, target: float, scale: float = 1.0, anchor: float = 0.0) -> Reward:
         """The reward of one completion against the realised NCO rate ``target`` of a series of scale ``scale``; never raises."""
         try:
-            return self._score(completion, float(target), self._unit(scale))
+            return self._score(completion, float(target), self._unit(scale), float(anchor))
         except Exception:
             return Reward(-self.config.penalty, False, None, None)
 
-    def plausible(self, completion: str) -> float | None:
-        """The forecast in the completion when it parses and lies in the plausible NCO range, else None."""
+    def plausible(self, completion: str, anchor: float = 0.0) -> float | None:
+        """The forecast (the answer plus ``anchor``) when the answer parses and the forecast lies in the plausible NCO range, else None."""
         value = self.answer.parse(completion)
-        return value if value is not None and self.config.plausible_min <= value <= self.config.plausible_max else None
+        forecast = None if value is None else value + anchor
+        return forecast if forecast is not None and self.config.plausible_min <= forecast <= self.config.plausible_max else None
 
     def _unit(self, scale: float) -> float:
         """Percentage points per error unit; a missing or degenerate scale is read as the floor, never as zero."""
@@ -81,9 +87,9 @@ class ForecastReward:
         scale = float(scale)
         return max(scale, SCALE_FLOOR) if math.isfinite(scale) else SCALE_FLOOR
 
-    def _score(self, completion: str, target: float, unit: float) -> Reward:
+    def _score(self, completion: str, target: float, unit: float, anchor: float) -> Reward:
         shaped = self.answer.well_formed(completion)
-        value = self.plausible(completion)
+        value = self.plausible(completion, anchor)
         bonus = self.config.format_weight * shaped
         if value is None or not math.isfinite(target):
             return Reward(bonus - self.config.penalty, shaped, None, None)

@@ -62,7 +62,8 @@ def rollout(params, model_config: Qwen3Config, prompts: PromptSet, settings: Rol
     prompt_width = prompts.tokens.shape[1]
     sequences, sequence_valid = generate(params, model_config, prompts.tokens, prompts.valid, settings.sampling, rng, settings.inference_batch, g)
     completions = decode_completions(sequences, sequence_valid, prompt_width, settings.tokenizer, settings.sampling.pad_token_id)
-    scored = reward(completions, np.repeat(prompts.targets, g).tolist(), np.repeat(prompts.scales, g).tolist())
+    per_completion = lambda column: np.repeat(column, g).tolist()
+    scored = reward(completions, per_completion(prompts.targets), per_completion(prompts.scales), per_completion(prompts.anchors))
     rewards = jnp.asarray([r.total for r in scored], jnp.float32)
     old = np.asarray(completion_logprobs_jit(params, model_config, sequences, sequence_valid, prompt_width, g)) if settings.old_logprobs else None
     return Rollout(

@@ -2,9 +2,11 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from cecl_pipeline.challengers.registry import challenger_forecasts
 from cecl_pipeline.envs.registry import ENVS
+from cecl_pipeline.grpo.rewards import ForecastReward
 from cecl_pipeline.panel.prompts import build_prompts
 from cecl_pipeline.panel.text_format import format_rate
 from cecl_pipeline.panel.windows import build_windows
@@ -21,10 +23,10 @@ def panel(seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def combined_prompts(frame: pd.DataFrame) -> pd.DataFrame:
+def combined_prompts(frame: pd.DataFrame, env=COMBINED) -> pd.DataFrame:
     history, target = frame[frame.quarter < "2019Q1"], frame[frame.quarter == "2019Q1"]
     windows = build_windows(history, target, "2019Q1")
-    return build_prompts(windows, [COMBINED]).to_pandas()
+    return build_prompts(windows, [env]).to_pandas()
 
 
 def test_the_prompt_lists_each_challengers_forecast_from_the_window_alone():
@@ -55,3 +57,18 @@ def test_the_warm_start_teaches_the_combination_here_and_the_target_in_the_seed_
     assert not np.allclose(comb, prompts["target"])
     for name in ("nco", "nco_single", "nco_enhanced"):
         assert np.array_equal(ENVS[name].warm_start_answers(prompts), prompts["target"].to_numpy())
+        assert not ENVS[name].anchors(prompts).any()
+
+
+def test_nco_adjust_answers_a_change_to_the_combination_and_its_warm_start_teaches_no_change():
+    prompts = combined_prompts(panel(2))
+    adjust = ENVS["nco_adjust"]
+    comb = challenger_forecasts(list(prompts["history"]), ["comb"])["comb"].mean
+    assert np.array_equal(adjust.anchors(prompts), comb) and not adjust.warm_start_answers(prompts).any()
+    body = lambda frame: list(frame["user"].str.split("What will").str[0])
+    assert body(combined_prompts(panel(2), adjust)) == body(prompts)  # the same history and challengers; only the question differs
+    reward = ForecastReward(adjust.answer)
+    target, anchor = float(prompts["target"][0]), float(comb[0])
+    moved = reward.score("<answer>+0.10</answer>", target, 0.2, anchor)
+    assert moved.parsed == pytest.approx(anchor + 0.10) and moved.error == pytest.approx(abs(anchor + 0.10 - target))
+    assert reward.score("<answer>0.00</answer>", target, 0.2, anchor).parsed == pytest.approx(anchor)

@@ -55,10 +55,10 @@ def test_penalties_for_unparseable_and_implausible_answers():
 
 def test_batch_keeps_order_and_refuses_mismatched_lengths():
     reward = ForecastReward()
-    rewards = reward(["<answer>1</answer>", "x"], [1.0, 1.0], [0.1, 0.1])
+    rewards = reward(["<answer>1</answer>", "x"], [1.0, 1.0], [0.1, 0.1], [0.0, 0.0])
     assert [r.format_ok for r in rewards] == [True, False]
     with pytest.raises(ValueError):
-        reward(["a"], [1.0, 2.0], [0.1, 0.1])
+        reward(["a"], [1.0, 2.0], [0.1, 0.1], [0.0, 0.0])
 
 
 @settings(max_examples=500, deadline=None)

@@ -18,7 +18,7 @@ def data(tmp_path_factory):
     tok = tokenizer(tmp_path_factory.getbasetemp() / "trainer-tokenizer")
     tokens, valid = tokenize_left_padded(PROMPTS, tok, 48, tok.pad_token_id)
     eos = tok.convert_tokens_to_ids("<|im_end|>")
-    return tok, eos, sft_data(PromptSet(tokens, valid, TARGETS, np.ones(len(TARGETS))), TARGETS, AnswerFormat(), tok, eos)
+    return tok, eos, sft_data(PromptSet(tokens, valid, TARGETS, np.ones(len(TARGETS)), np.zeros(len(TARGETS))), TARGETS, AnswerFormat(), tok, eos)
 
 
 def test_only_the_answer_and_its_eos_are_trained_on(tmp_path_factory):

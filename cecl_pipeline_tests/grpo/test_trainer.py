@@ -41,7 +41,7 @@ def trainer(tmp_path_factory):
     texts = [f"Segment: credit_card\nEntity: BANK_{i:04d}\nlast rate {1 + i / 10:.2f}. <answer>" for i in range(5)]
     tokens, valid = tokenize_left_padded(texts, tok, CONFIG.prompt_length, tok.pad_token_id)
     ids = tok.convert_tokens_to_ids(["<|im_end|>"])
-    prompts = PromptSet(tokens, valid, np.linspace(1, 2, 5), np.full(5, 0.2))
+    prompts = PromptSet(tokens, valid, np.linspace(1, 2, 5), np.full(5, 0.2), np.zeros(5))
     return lambda config=CONFIG, reference=None: GRPOTrainer(config, MODEL, prompts, tok, tuple(ids), ForecastReward(config=config.rewards),
                                                              reference_params=reference)
 
