@@ -12,7 +12,6 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from cecl_pipeline.challengers.registry import challenger_forecasts
 from cecl_pipeline.panel.prompts import DEFAULT_MACRO_COLUMNS, SharedColumns, history_lines
 from cecl_pipeline.panel.text_format import join_lines, rates
 from cecl_pipeline.panel.windows import Windows
@@ -23,6 +22,8 @@ SHOWN = {"auto_ets": "ETS", "auto_arima": "ARIMA", "theta": "Theta", "comb": "Co
 def history_and_challengers(windows: Windows, shared: SharedColumns, macro: pd.DataFrame | None = None,
                             macro_columns=DEFAULT_MACRO_COLUMNS) -> pa.Array:
     """The rate by quarter, then one line per challenger with its forecast for the target quarter."""
+    from cecl_pipeline.challengers.registry import challenger_forecasts  # statsmodels and arch: seconds to import, so only here
+
     forecasts = challenger_forecasts(windows.history, SHOWN)
     lines = [history_lines(windows, shared), pa.scalar(f"Statistical forecasts for {windows.target_quarter} from these quarters:")]
     lines += [join_lines([pa.scalar(f"{label}: "), rates(forecasts[name].mean)], "") for name, label in SHOWN.items()]

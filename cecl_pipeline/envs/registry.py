@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cecl_pipeline.challengers.registry import challenger_forecasts
 from cecl_pipeline.envs.answer import AnswerFormat
 from cecl_pipeline.envs.combining import history_and_challengers
 from cecl_pipeline.panel.prompts import Body, enhanced_table, history_lines
@@ -39,6 +38,8 @@ class Env:
 
     @staticmethod
     def _challenger(rows: pd.DataFrame, name: str) -> np.ndarray:
+        from cecl_pipeline.challengers.registry import challenger_forecasts  # statsmodels and arch: seconds to import, so only here
+
         return challenger_forecasts(list(rows["history"]), [name])[name].mean
 
 
