@@ -3,46 +3,17 @@
 from __future__ import annotations
 
 import warnings
-from functools import cache
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from cecl_pipeline.challengers import arima
 from cecl_pipeline.challengers.arima import auto_arima
 from cecl_pipeline.challengers.kpss import kpss_level_statistic, needs_differencing
 from cecl_pipeline.challengers.scale import naive_scale
-from cecl_pipeline_tests.conftest import SHARED_DATA
+from cecl_pipeline_tests.challengers.real_windows import WINDOW, real_windows, single_blas_thread
 
-WINDOW = 12
-FED_FILES = ("fed_chargeoff_rates_nsa.csv", "fred_chargeoff_rates.csv")
 Z_80PCT = 1.2815515655446004  # the 90% normal quantile: an 80% interval is mean ± Z_80PCT σ
-
-
-def quarter_number(quarters: pd.Series) -> np.ndarray:
-    """'1991Q1' → 4 · 1991 + 0: consecutive quarters get consecutive integers."""
-    return quarters.str[:4].astype(int).to_numpy() * 4 + quarters.str[-1].astype(int).to_numpy() - 1
-
-
-FIRST_TARGET, LAST_TARGET = 2000 * 4, 2015 * 4 + 3  # 2000Q1 and 2015Q4
-
-
-@cache
-def real_windows() -> tuple[np.ndarray, np.ndarray]:
-    """Every 12-quarter history before a target quarter 2000Q1–2015Q4 in both Fed files: (histories [N, 12], targets [N])."""
-    histories, targets = [], []
-    for name in FED_FILES:
-        frame = pd.read_csv(SHARED_DATA / name)
-        for _, group in frame.groupby(["entity_id", "segment"]):
-            rates = dict(zip(quarter_number(group["quarter"]), group["nco_rate"].to_numpy(float), strict=True))
-            for target in range(FIRST_TARGET, LAST_TARGET + 1):
-                quarters = range(target - WINDOW, target + 1)
-                if all(quarter in rates for quarter in quarters):
-                    values = [rates[quarter] for quarter in quarters]
-                    histories.append(values[:-1])
-                    targets.append(values[-1])
-    return np.array(histories), np.array(targets)
 
 
 def subsample(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,12 +26,10 @@ def subsample(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def pmdarima_forecasts(histories: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """pmdarima's auto_arima one-step forecasts and σ (from its 80% interval), one series at a time."""
     import pmdarima
-    from threadpoolctl import threadpool_limits
 
     means, stds = [], []
     for history in histories:
-        # One BLAS thread: on a shared machine, threaded BLAS makes these tiny fits ten times slower.
-        with warnings.catch_warnings(), threadpool_limits(1):
+        with warnings.catch_warnings(), single_blas_thread():
             warnings.simplefilter("ignore")
             # start_q=1: pmdarima's default start_q=2 is rejected when max_q=1
             model = pmdarima.auto_arima(

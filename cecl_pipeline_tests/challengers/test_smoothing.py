@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,33 +17,10 @@ from cecl_pipeline.challengers import theta as theta_module
 from cecl_pipeline.challengers.ets import auto_ets
 from cecl_pipeline.challengers.scale import naive_scale
 from cecl_pipeline.challengers.theta import theta
+from cecl_pipeline_tests.challengers.real_windows import WINDOW, real_windows, single_blas_thread
 
-DATA_DIR = Path("/work/shared/data")
-RATE_FILES = ("fed_chargeoff_rates_nsa.csv", "fred_chargeoff_rates.csv")
-WINDOW = 12
 INTERVAL_Z = 1.2815515655446004  # the 80% interval's half-width in standard deviations
 SUBSAMPLE_EVERY = 5  # ~150 of the ~770 windows keep the default run's statsmodels loops under ~20 s
-
-
-@functools.cache
-def real_windows(first_target: str = "2000Q1", last_target: str = "2015Q4") -> tuple[np.ndarray, np.ndarray]:
-    """Every 12-quarter history of both Fed files whose next quarter (the target) is in the range: (histories [N, 12], targets [N])."""
-    histories, targets = [], []
-    for name in RATE_FILES:
-        path = DATA_DIR / name
-        if not path.exists():
-            pytest.skip(f"{path} is not on this machine")
-        rates = pd.read_csv(path)
-        rates["period"] = pd.PeriodIndex(rates["quarter"].str.replace("Q", "-Q"), freq="Q")
-        for _, group in rates.groupby(["entity_id", "segment"]):
-            series = group.set_index("period")["nco_rate"].sort_index()
-            for target in pd.period_range(first_target.replace("Q", "-Q"), last_target.replace("Q", "-Q"), freq="Q"):
-                quarters = pd.period_range(target - WINDOW, target, freq="Q")
-                values = series.reindex(quarters).to_numpy(float)
-                if np.isfinite(values).all():
-                    histories.append(values[:-1])
-                    targets.append(values[-1])
-    return np.array(histories), np.array(targets)
 
 
 def subsample(histories, targets, every: int = SUBSAMPLE_EVERY):
@@ -90,14 +64,6 @@ def run_quietly(compute):
     with warnings.catch_warnings(), single_blas_thread():
         warnings.simplefilter("ignore")  # statsmodels' convergence and start-parameter chatter
         return compute()
-
-
-def single_blas_thread():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 # --- against statsmodels on real windows -------------------------------------------------------------------------
