@@ -77,7 +77,8 @@ class Knob:
 
 
 KNOBS: tuple[Knob, ...] = (
-    Knob("env", "nco", "prompt environment", "grpo.env", choices=tuple(ENVS)),
+    Knob("env", "nco_adjust", "prompt environment (nco_adjust: the change to the challengers' combination; benchmarks/RESULTS.md)", "grpo.env",
+         choices=tuple(ENVS)),
     Knob("members", 1, "ensemble size: K policies with seeds seed … seed+K−1", "members", minimum=1),
     Knob("steps", 16, "GRPO steps per member", "steps", minimum=1),
     Knob("checkpoint_every", 4, "GRPO steps between train checkpoints (the last step is always saved)", "checkpoint_every", minimum=1),

@@ -7,8 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cecl_pipeline.challengers.names import CHALLENGERS
 from cecl_pipeline.defs.runs import run_assets
 from cecl_pipeline.files import sha256_file
+from cecl_pipeline.grpo.knobs import default
 from cecl_pipeline.grpo.policy_store import PolicyStore
 from cecl_pipeline.settings import DataLayout
 from cecl_pipeline_tests.defs.policy_inputs import build_inputs, run_log, run_policy, use_inputs
@@ -41,10 +43,10 @@ def test_one_quarter_forecast_with_its_audit_trail_then_the_report(store, inputs
     assert result.success, run_log(instance, result)[-3000:]
     layout = DataLayout(inputs / "data")
     prompts = pd.read_parquet(layout.prompts_parquet("2019Q3"))
-    examples = prompts[prompts["env"] == "nco"]
+    examples = prompts[prompts["env"] == default("grpo.env")]
 
     forecasts = pd.read_parquet(layout.forecasts_parquet("2019Q3"))
-    assert sorted(forecasts["model"].unique()) == sorted(["grpo_policy", "persistence", "mean_4q", "ar1", "arima_110", "ar1_garch11"])
+    assert sorted(forecasts["model"].unique()) == sorted(["grpo_policy", *CHALLENGERS])
     assert (forecasts.groupby("model").size() == len(examples)).all()
     policy = forecasts[forecasts["model"] == "grpo_policy"].set_index("prompt_id")
     assert policy["actual"].to_dict() == examples.set_index("prompt_id")["target"].to_dict()
