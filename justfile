@@ -41,7 +41,7 @@ prompts first last="":
 train first last="" *args:
     {{cecl}} train --first {{first}} {{ if last != "" { "--last " + last } else { "" } }} {{args}}
 
-# the seed's training tasks, e.g. just train-nco 2023Q1 2023Q4, just train-nco-ensemble 2023Q1 "" --set members=5
+# one training task per env (and the ensemble), e.g. just train-nco 2023Q1 2023Q4, just train-nco-ensemble 2023Q1 "" --set members=5
 train-nco first last="" *args:
     {{cecl}} train-nco --first {{first}} {{ if last != "" { "--last " + last } else { "" } }} {{args}}
 
@@ -50,6 +50,12 @@ train-nco-enhanced first last="" *args:
 
 train-nco-single first last="" *args:
     {{cecl}} train-nco-single --first {{first}} {{ if last != "" { "--last " + last } else { "" } }} {{args}}
+
+train-nco-combined first last="" *args:
+    {{cecl}} train-nco-combined --first {{first}} {{ if last != "" { "--last " + last } else { "" } }} {{args}}
+
+train-nco-adjust first last="" *args:
+    {{cecl}} train-nco-adjust --first {{first}} {{ if last != "" { "--last " + last } else { "" } }} {{args}}
 
 train-nco-ensemble first last="" *args:
     {{cecl}} train-nco-ensemble --first {{first}} {{ if last != "" { "--last " + last } else { "" } }} {{args}}

@@ -188,7 +188,8 @@ def test_backfill_runs_a_job_quarter_by_quarter_in_order(synthetic_layout, capsy
 
 def test_justfile_recipes_call_commands_cecl_accepts():
     just = str(Path(sys.executable).with_name("just"))
-    calls = {"train-nco": ["2019Q1"], "train-nco-ensemble": ["2019Q1", "2019Q2", "--set", "members=5"], "resume-training": ["2019Q1"],
+    calls = {"train-nco": ["2019Q1"], "train-nco-adjust": ["2019Q1"], "train-nco-combined": ["2019Q1", "2019Q2"],
+             "train-nco-ensemble": ["2019Q1", "2019Q2", "--set", "members=5"], "resume-training": ["2019Q1"],
              "eval-nco": ["2019Q1", "2019Q4"], "validate-nco": ["ckpt", "2019Q1", "2023Q4"], "monitor": [], "gpu-status": [],
              "clean-old-checkpoints": ["2", "--yes"], "train": ["2019Q1"], "ingest": ["2019Q1", "2019Q2"]}
     for recipe, args in calls.items():
