@@ -107,7 +107,7 @@ def test_train_refuses_an_unknown_knob_before_any_run(capsys):
 
 @pytest.mark.parametrize(("item", "said"), [
     ("learning_rate=abc", "learning_rate: expected a number > 0, got 'abc'"),
-    ("env=nco_double", "env: expected one of nco, nco_single, nco_enhanced, got 'nco_double'"),
+    ("env=nco_double", "env: expected one of nco, nco_single, nco_enhanced, nco_combined, nco_adjust, got 'nco_double'"),
     ("group_size=0", "group_size: expected an integer ≥ 2, got 0"),
     ("wandb=maybe", "wandb: expected true or false, got 'maybe'"),
     ("train_quarters=13", "train_quarters: expected an integer ≥ 1 and ≤ 12, got 13"),
