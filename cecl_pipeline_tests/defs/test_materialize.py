@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from cecl_pipeline.defs.runs import materialize_quarters, run_assets
+from cecl_pipeline.envs.registry import ENVS
 from cecl_pipeline.files import sha256_file
 from cecl_pipeline.panel.validation import PANEL_CHECKS
 from cecl_pipeline.quarters import quarter_range
@@ -38,8 +39,8 @@ def test_panel_and_prompts_over_several_quarters(synthetic_layout, instance):
 
     prompts = latest(instance, "nco_prompts", "2019Q2")
     assert prompts.metadata["history"].value == "2016Q2–2019Q1"
-    assert prompts.metadata["examples_per_env"].value == 32 and prompts.metadata["rows"].value == 96
-    assert len(pd.read_parquet(synthetic_layout.prompts_parquet("2019Q2"))) == 96
+    assert prompts.metadata["examples_per_env"].value == 32 and prompts.metadata["rows"].value == len(ENVS) * 32
+    assert len(pd.read_parquet(synthetic_layout.prompts_parquet("2019Q2"))) == len(ENVS) * 32
 
     checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [dg.AssetCheckKey(dg.AssetKey("nco_panel"), "unique_keys")]

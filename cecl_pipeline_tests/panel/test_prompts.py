@@ -47,7 +47,7 @@ def test_every_env_every_series_with_history_and_target(built):
     table = pd.read_parquet(result.path)
     keys = list(zip(table.env, table.entity_id, table.segment, strict=False))
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
-    assert result.examples == 8 * 4 and len(table) == 3 * 32
+    assert result.examples == 8 * 4 and len(table) == len(ENVS) * 32
     assert sorted(table.env.unique()) == sorted(ENVS)
     row = table[table.env == "nco_single"].iloc[0]
     assert list(row.history_quarters) == quarter_range("2016Q1", "2018Q4")
