@@ -29,18 +29,21 @@ class Env:
 
     def anchors(self, rows: pd.DataFrame) -> np.ndarray:
         """What each answer to prompt ``rows`` is added to for the forecast: the anchor challenger's forecast, or 0."""
-        return self._challenger(rows, self.anchor) if self.anchor else np.zeros(len(rows))
+        return self.anchors_and_warm_start_answers(rows)[0]
 
     def warm_start_answers(self, rows: pd.DataFrame) -> np.ndarray:
         """What the SFT warm start writes as the answer to each of prompt ``rows``: the imitated forecast (or the target), less the anchor."""
-        taught = self._challenger(rows, self.imitates) if self.imitates else rows["target"].to_numpy(np.float64)
-        return taught - self.anchors(rows)
+        return self.anchors_and_warm_start_answers(rows)[1]
 
-    @staticmethod
-    def _challenger(rows: pd.DataFrame, name: str) -> np.ndarray:
+    def anchors_and_warm_start_answers(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Both of the above, with the challengers they need fitted once (training needs both)."""
         from cecl_pipeline.challengers.registry import challenger_forecasts  # statsmodels and arch: seconds to import, so only here
 
-        return challenger_forecasts(list(rows["history"]), [name])[name].mean
+        needed = [name for name in (self.anchor, self.imitates) if name]
+        fitted = challenger_forecasts(list(rows["history"]), needed) if needed else {}
+        anchors = fitted[self.anchor].mean if self.anchor else np.zeros(len(rows))
+        taught = fitted[self.imitates].mean if self.imitates else rows["target"].to_numpy(np.float64)
+        return anchors, taught - anchors
 
 
 ENVS: dict[str, Env] = {

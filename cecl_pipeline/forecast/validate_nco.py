@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from cecl_pipeline.challengers.registry import CHALLENGERS
+from cecl_pipeline.challengers.names import CHALLENGERS
 from cecl_pipeline.forecast.policy_samples import SampleSettings
 from cecl_pipeline.forecast.report import Report, build_report, read_forecasts
 from cecl_pipeline.forecast.walkforward import Checkpoint, forecast_quarter

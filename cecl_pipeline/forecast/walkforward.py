@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cecl_pipeline.challengers.registry import CHALLENGERS
+from cecl_pipeline.challengers.names import CHALLENGERS
 from cecl_pipeline.forecast.baselines import baseline_forecasts
 from cecl_pipeline.forecast.metrics import crps_from_samples, forecast_rows, metrics_table
 from cecl_pipeline.forecast.policy_samples import SampleSettings, checkpoint_hash, sample_checkpoint

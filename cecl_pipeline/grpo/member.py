@@ -90,7 +90,8 @@ def training_data(job: PolicyJob, base: Path, model_config) -> TrainingData:
     frame = load_training_prompts([Path(p) for p in job.prompt_files], env.name, job.quarter)
     tokens, valid = encode_prompts(template, frame, job.grpo.prompt_length)
     eos_token_ids, _ = stop_and_pad_ids(model_config, template.tokenizer)
-    return TrainingData(PromptSet.of_rows(tokens, valid, frame, env.anchors(frame)), env.warm_start_answers(frame), template.tokenizer, eos_token_ids, env)
+    anchors, warm_start_answers = env.anchors_and_warm_start_answers(frame)
+    return TrainingData(PromptSet.of_rows(tokens, valid, frame, anchors), warm_start_answers, template.tokenizer, eos_token_ids, env)
 
 
 def build_trainer(job: PolicyJob, member: int, data: TrainingData, model_config, start) -> GRPOTrainer:
