@@ -1,8 +1,9 @@
 """The combining env's prompt body: the history, then the challengers' forecasts for the target quarter from the same window.
 
-The model sees what automatic ETS, automatic ARIMA, Theta and their equal-weight combination
-forecast from exactly the 12 quarters it is shown, and answers with its own number: it can keep the
-combination, lean towards one of them, or correct them all where the history says they miss.
+The model sees what automatic ETS, automatic ARIMA, Theta, their equal-weight combination and the
+anchor (the mean of the last quarter and that combination) forecast from exactly the 12 quarters it
+is shown, and answers with its own number: it can keep one of them, lean towards another, or
+correct them all where the history says they miss.
 Nothing dated at or after the target quarter enters: the forecasts are fitted on ``windows.history``
 alone, which prompt building has already checked.
 """
@@ -16,7 +17,8 @@ from cecl_pipeline.panel.prompts import DEFAULT_MACRO_COLUMNS, SharedColumns, hi
 from cecl_pipeline.panel.text_format import join_lines, rates
 from cecl_pipeline.panel.windows import Windows
 
-SHOWN = {"auto_ets": "ETS", "auto_arima": "ARIMA", "theta": "Theta", "comb": "Combination (mean of the three)"}
+SHOWN = {"auto_ets": "ETS", "auto_arima": "ARIMA", "theta": "Theta", "comb": "Combination (mean of the three)",
+         "naive_comb": "Anchor (mean of the last quarter and the combination)"}
 
 
 def history_and_challengers(windows: Windows, shared: SharedColumns, macro: pd.DataFrame | None = None,

@@ -81,13 +81,13 @@ ENVS: dict[str, Env] = {
         ),
         Env(
             "nco_adjust",
-            "the same prompt as nco_combined; the answer is the change to the combination's forecast, in pp",
-            "Reply with how many percentage points you expect the rate to land above (+) or below (-) the combination's forecast, "
+            "the same prompt as nco_combined; the answer is the change to the anchor (mean of persistence and the combination), in pp",
+            "Reply with how many percentage points you expect the rate to land above (+) or below (-) the anchor's forecast, "
             "inside <answer></answer> tags and nothing else, e.g. <answer>-0.05</answer>.",
             history_and_challengers,
             AnswerFormat(strict=True),
-            imitates="comb",
-            anchor="comb",
+            imitates="naive_comb",
+            anchor="naive_comb",
         ),
     )
 }

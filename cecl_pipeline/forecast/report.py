@@ -188,7 +188,7 @@ def _intro(report: Report, section: str) -> list[str]:
 def calibration_summary(report: Report) -> str:
     """The calibration method in a sentence, then each model's coverage before → after on its calibrated rows."""
     method = ("Each quarter's 10–90 band is widened or narrowed by walk-forward conformal calibration (target 80%), using only "
-              "the same model's rows of earlier quarters, in units of each series' scale; the first quarter stays uncalibrated.")
+              "the same model's rows of the four quarters before, in units of each series' scale; the first quarter stays uncalibrated.")
     if report.calibration.empty:
         return method + " No row could be calibrated (it needs a band, an earlier quarter and the series' scale)."
     changes = "; ".join(f"{r.model} {r.coverage_before:.0%} → {r.coverage_after:.0%}" for r in report.calibration.itertuples())

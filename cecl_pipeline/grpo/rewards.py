@@ -13,7 +13,7 @@ reward = format_weight × well-formed + (accuracy if the answer parses and is pl
 - penalty: for a missing or unparseable answer, or one outside the plausible NCO range.
 
 The forecast is the answer plus the prompt's anchor: 0 for envs that answer with the rate itself,
-the combination's forecast for ``nco_adjust``, whose answers are a change to it.
+the anchor challenger's forecast for ``nco_adjust``, whose answers are a change to it.
 
 ``ForecastReward`` is the reward function the rollout is given: (completions, targets, scales, anchors) → rewards.
 Nothing here raises, whatever the completion holds: a reward function that throws would kill a run.

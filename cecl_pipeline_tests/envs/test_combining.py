@@ -31,10 +31,11 @@ def combined_prompts(frame: pd.DataFrame, env=COMBINED) -> pd.DataFrame:
 
 def test_the_prompt_lists_each_challengers_forecast_from_the_window_alone():
     prompts = combined_prompts(panel(0))
-    fitted = challenger_forecasts(list(prompts["history"]), ["auto_ets", "auto_arima", "theta", "comb"])
+    shown = (("auto_ets", "ETS"), ("auto_arima", "ARIMA"), ("theta", "Theta"), ("comb", "Combination"), ("naive_comb", "Anchor"))
+    fitted = challenger_forecasts(list(prompts["history"]), [name for name, _ in shown])
     for row, user in enumerate(prompts["user"]):
         assert "Statistical forecasts for 2019Q1" in user
-        for name, label in (("auto_ets", "ETS"), ("auto_arima", "ARIMA"), ("theta", "Theta"), ("comb", "Combination")):
+        for name, label in shown:
             assert f"\n{label}" in user and format_rate(fitted[name].mean[row]) in user.split(f"\n{label}")[1].split("\n")[0]
 
 
@@ -60,15 +61,17 @@ def test_the_warm_start_teaches_the_combination_here_and_the_target_in_the_seed_
         assert not ENVS[name].anchors(prompts).any()
 
 
-def test_nco_adjust_answers_a_change_to_the_combination_and_its_warm_start_teaches_no_change():
+def test_nco_adjust_answers_a_change_to_the_anchor_and_its_warm_start_teaches_no_change():
     prompts = combined_prompts(panel(2))
     adjust = ENVS["nco_adjust"]
-    comb = challenger_forecasts(list(prompts["history"]), ["comb"])["comb"].mean
-    assert np.array_equal(adjust.anchors(prompts), comb) and not adjust.warm_start_answers(prompts).any()
+    fitted = challenger_forecasts(list(prompts["history"]), ["persistence", "comb", "naive_comb"])
+    anchors = fitted["naive_comb"].mean
+    assert np.allclose(anchors, (fitted["persistence"].mean + fitted["comb"].mean) / 2, rtol=0, atol=1e-12)
+    assert np.array_equal(adjust.anchors(prompts), anchors) and not adjust.warm_start_answers(prompts).any()
     body = lambda frame: list(frame["user"].str.split("What will").str[0])
     assert body(combined_prompts(panel(2), adjust)) == body(prompts)  # the same history and challengers; only the question differs
     reward = ForecastReward(adjust.answer)
-    target, anchor = float(prompts["target"][0]), float(comb[0])
+    target, anchor = float(prompts["target"][0]), float(anchors[0])
     moved = reward.score("<answer>+0.10</answer>", target, 0.2, anchor)
     assert moved.parsed == pytest.approx(anchor + 0.10) and moved.error == pytest.approx(abs(anchor + 0.10 - target))
     assert reward.score("<answer>0.00</answer>", target, 0.2, anchor).parsed == pytest.approx(anchor)

@@ -47,7 +47,7 @@ def test_fitted_models_give_ordered_gaussian_intervals_and_point_models_none():
         row = rows[name]
         assert row.q10 < row.q50 == row.point < row.q90 and not row.fallback
         assert row.q90 - row.point == pytest.approx(row.point - row.q10) and row.q90 - row.point > 0
-    for name in ("persistence", "mean_4q"):
+    for name in ("persistence", "mean_4q", "naive_comb"):
         assert np.isnan(rows[name].q10) and rows[name].crps == pytest.approx(abs(rows[name].point - 1.0))
     assert Z90 == pytest.approx(1.2815515655)
 
@@ -58,6 +58,14 @@ def test_the_combination_is_the_equal_weight_mean_of_ets_arima_and_theta_and_of_
     parts = frame[frame.model != "comb"].groupby("prompt_id")[["point", "q10", "q90"]].mean()
     comb = frame[frame.model == "comb"].set_index("prompt_id")
     assert np.allclose(comb[["point", "q10", "q90"]], parts.loc[comb.index]) and not comb["fallback"].any()
+
+
+def test_naive_comb_is_the_mean_of_persistence_and_the_combination_without_a_band():
+    histories = [1.5 + np.cumsum(np.random.default_rng(seed).normal(0, 0.2, 12)) for seed in range(3)]
+    frame = baseline_forecasts(examples(*histories), "2020Q1", ("naive_comb", "comb")).set_index(["model", "prompt_id"])
+    last = np.array([h[-1] for h in histories])
+    assert np.allclose(frame.loc["naive_comb", "point"], (last + frame.loc["comb", "point"].to_numpy()) / 2, rtol=0, atol=1e-12)
+    assert frame.loc["naive_comb", "q10"].isna().all() and not frame.loc["naive_comb", "fallback"].any()
 
 
 def test_a_fit_that_cannot_be_made_falls_back_to_persistence_and_says_so():

@@ -1,4 +1,4 @@
-"""Walk-forward conformal calibration: the quantile level, the band by hand, no look-ahead, and coverage on simulated data."""
+"""Walk-forward conformal calibration: the quantile level, the band by hand, no look-ahead, the rolling window, and coverage on simulated data."""
 
 import numpy as np
 import pandas as pd
@@ -74,6 +74,20 @@ def test_a_residual_dated_q_or_later_does_not_move_the_band_for_q():
     pd.testing.assert_frame_equal(before.loc[at_q, ["q10_cal", "q90_cal"]], after.loc[at_q, ["q10_cal", "q90_cal"]])
     earlier = forecasts.assign(actual=forecasts["actual"].where(forecasts["quarter"] >= target, forecasts["actual"] + 10.0))
     assert not np.allclose(calibrate(earlier).loc[at_q, "q90_cal"], before.loc[at_q, "q90_cal"])  # the past does move it
+
+
+def test_only_the_four_quarters_before_q_calibrate_it():
+    forecasts = simulated(quarters=8)
+    target = "2011Q3"
+    at_q = forecasts["quarter"] == target
+    before = calibrate(forecasts).loc[at_q, "q90_cal"]
+
+    def shifted(quarters):
+        moved = forecasts["quarter"].isin(quarters)
+        return calibrate(forecasts.assign(actual=forecasts["actual"].where(~moved, forecasts["actual"] + 10.0))).loc[at_q, "q90_cal"]
+
+    pd.testing.assert_series_equal(shifted(["2010Q1", "2010Q2"]), before)  # older than a year: out of the window
+    assert (shifted(["2010Q3"]) > before).all()  # the oldest quarter inside it widens the band
 
 
 def test_a_too_narrow_band_covers_about_eighty_percent_after_calibration():
