@@ -110,6 +110,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("sft_steps", 200, "supervised warm-start steps on a cold start (0: none)", "sft.steps", minimum=0),
     Knob("sft_batch_size", 16, "prompts per warm-start step", "sft.batch_size", minimum=1),
     Knob("sft_learning_rate", 1e-3, "peak warm-start learning rate", "sft.learning_rate", minimum=0.0, above_minimum=True),
+    Knob("sft_stop_loss", 0.01, "end the warm start once the mean answer-token loss of its last 10 steps is below this (0: run every step)",
+         "sft.stop_loss", minimum=0.0),
     Knob("wandb", True, "log to W&B (offline under results/wandb unless WANDB_API_KEY and WANDB_PROJECT are set)", "wandb"),
 )
 BY_NAME = {knob.name: knob for knob in KNOBS}

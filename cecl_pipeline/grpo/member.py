@@ -113,9 +113,11 @@ def starting_params(job: PolicyJob, member: int, data: TrainingData, model_confi
     sft = sft_data(data.prompts, data.warm_start_answers, data.env.answer, data.tokenizer, data.eos_token_ids[0])
     every = max(job.sft.steps // 10, 1)
     log(f"member {member}: SFT warm-start, {job.sft.steps} steps × {job.sft.batch_size} prompts")
-    sft_log = lambda m: m["sft_step"] % every == 0 and log(f"member {member}: SFT step {m['sft_step']}/{job.sft.steps} · loss {m['sft_loss']:.3f}")
-    params = warm_start(params, model_config, sft, job.sft, job.member_seed(member), on_step=sft_log)
-    _save_checkpoint_dir(saved, params, job.base_dir(member), {"stage": "sft", "steps": job.sft.steps})
+    sft_log = lambda m: (m["sft_step"] % every == 0 or m["sft_learned"]) and log(
+        f"member {member}: SFT step {m['sft_step']}/{job.sft.steps} · loss {m['sft_loss']:.3f}"
+        + (f" · learned (mean of the last 10 steps < {job.sft.stop_loss:g}): stopping" if m["sft_learned"] else ""))
+    params, steps = warm_start(params, model_config, sft, job.sft, job.member_seed(member), on_step=sft_log)
+    _save_checkpoint_dir(saved, params, job.base_dir(member), {"stage": "sft", "steps": steps})
     return params
 
 

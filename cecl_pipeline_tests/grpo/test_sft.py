@@ -1,11 +1,13 @@
-"""The supervised warm-start: what it trains on, that it learns the answer, and that it is reproducible."""
+"""The supervised warm-start: what it trains on, that it learns the answer, that it stops once learned, and that it is reproducible."""
+
+from dataclasses import replace
 
 import jax
 import numpy as np
 
 from cecl_pipeline.envs.answer import AnswerFormat
 from cecl_pipeline.grpo.data import PromptSet
-from cecl_pipeline.grpo.sft import SFTConfig, sft_data, warm_start
+from cecl_pipeline.grpo.sft import STOP_WINDOW, SFTConfig, sft_data, warm_start
 from cecl_pipeline.llm.model import init_params
 from cecl_pipeline.llm.prompt_tokens import tokenize_left_padded
 from cecl_pipeline_tests.grpo.test_trainer import MODEL, tokenizer
@@ -32,10 +34,26 @@ def test_only_the_answer_and_its_eos_are_trained_on(tmp_path_factory):
 def test_warm_start_lowers_the_answer_loss_and_is_reproducible(tmp_path_factory):
     _, _, d = data(tmp_path_factory)
     params = init_params(MODEL, 0)
-    config = SFTConfig(steps=12, batch_size=6, learning_rate=3e-3, warmup_steps=0)
+    config = SFTConfig(steps=12, batch_size=6, learning_rate=3e-3, warmup_steps=0, stop_loss=0.0)
     losses = []
-    first = warm_start(params, MODEL, d, config, seed=1, on_step=lambda m: losses.append(m["sft_loss"]))
-    again = warm_start(params, MODEL, d, config, seed=1)
-    assert losses[-1] < 0.5 * losses[0]
+    first, steps = warm_start(params, MODEL, d, config, seed=1, on_step=lambda m: losses.append(m["sft_loss"]))
+    again, _ = warm_start(params, MODEL, d, config, seed=1)
+    assert steps == len(losses) == 12 and losses[-1] < 0.5 * losses[0]
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(again), strict=True))
-    assert warm_start(params, MODEL, d, SFTConfig(steps=0), seed=1) is params
+    assert warm_start(params, MODEL, d, SFTConfig(steps=0), seed=1) == (params, 0)
+
+
+def test_warm_start_stops_once_the_mean_loss_of_the_last_ten_steps_is_below_stop_loss(tmp_path_factory):
+    _, _, d = data(tmp_path_factory)
+    params = init_params(MODEL, 0)
+    losses = []
+    full = SFTConfig(steps=30, batch_size=6, learning_rate=3e-3, warmup_steps=0, stop_loss=0.0)
+    warm_start(params, MODEL, d, full, seed=1, on_step=lambda m: losses.append(m["sft_loss"]))
+    means = np.array([np.mean(losses[i : i + STOP_WINDOW]) for i in range(len(losses) - STOP_WINDOW + 1)])  # steps i+1 … i+10
+    middle = len(means) // 2
+    threshold = float(np.sort(means)[middle - 1 : middle + 1].mean())  # reached part-way, and between two means, not on one
+    expected = STOP_WINDOW + int(np.argmax(means < threshold))
+    cut = []
+    _, steps = warm_start(params, MODEL, d, replace(full, stop_loss=threshold), seed=1, on_step=lambda m: cut.append(m["sft_loss"]))
+    assert STOP_WINDOW < steps == expected < 30
+    assert cut == losses[:expected]  # the same run, cut short
