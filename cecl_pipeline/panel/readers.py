@@ -161,7 +161,8 @@ def require_columns(frame: pd.DataFrame, path: Path, required: tuple[str, ...]) 
         raise DropFileError(path, f"missing required column(s) {', '.join(missing)}; the file has: {', '.join(found) or 'none'}")
 
 
-def _collect(offences: list[Offence], counts: list[int], frame: pd.DataFrame, mask: pd.Series, column: str, reason: str) -> None:
+def collect_offences(offences: list[Offence], counts: list[int], frame: pd.DataFrame, mask: pd.Series, column: str, reason: str) -> None:
+    """Record the rows of ``frame`` where ``mask`` holds as offences in ``column`` (the first 20 listed, all counted)."""
     bad = np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
     if len(bad):
         counts.append(len(bad))
@@ -186,7 +187,7 @@ def parse_numbers(frame: pd.DataFrame, columns: tuple[str, ...], offences: list[
             continue
         raw = frame[column]
         if _is_not_a_number_type(raw):
-            _collect(offences, counts, frame, raw.notna(), column, f"a {raw.dtype} column; expected numbers")
+            collect_offences(offences, counts, frame, raw.notna(), column, f"a {raw.dtype} column; expected numbers")
             parsed[column] = pd.Series(np.nan, index=frame.index, dtype="float64")
             continue
         if (fast := _cast_text_to_float(raw)) is not None:
@@ -197,7 +198,7 @@ def parse_numbers(frame: pd.DataFrame, columns: tuple[str, ...], offences: list[
             text = raw.astype("string").str.strip()
             given = text.notna() & (text != "")
             unparsed = given & values.isna() & ~text.str.lower().isin(["nan", "na", "null"])
-            _collect(offences, counts, frame, unparsed, column, "not a number")
+            collect_offences(offences, counts, frame, unparsed, column, "not a number")
         parsed[column] = values
     return parsed
 
@@ -231,10 +232,10 @@ def read_panel_file(path: Path) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
     for column in ("entity_id", "segment"):
         text = frame[column].astype("string").str.strip()
-        _collect(offences, counts, frame, text.isna() | (text == ""), column, "missing value")
+        collect_offences(offences, counts, frame, text.isna() | (text == ""), column, "missing value")
         out[column] = text
     quarter = normalise_quarter_column(frame["quarter"])
-    _collect(offences, counts, frame, quarter.isna(), "quarter", "not a quarter (use a label like 2019Q1)")
+    collect_offences(offences, counts, frame, quarter.isna(), "quarter", "not a quarter (use a label like 2019Q1)")
     out["quarter"] = quarter
     for column, values in parse_numbers(frame, NUMERIC_COLUMNS, offences, counts).items():
         out[column] = values
@@ -254,7 +255,7 @@ def read_macro_file(path: Path) -> pd.DataFrame:
     offences: list[Offence] = []
     counts: list[int] = []
     quarter = normalise_quarter_column(frame[MACRO_QUARTER])
-    _collect(offences, counts, frame, quarter.isna(), MACRO_QUARTER, "not a quarter (use a label like 2019Q1)")
+    collect_offences(offences, counts, frame, quarter.isna(), MACRO_QUARTER, "not a quarter (use a label like 2019Q1)")
     values = parse_numbers(frame, MACRO_COLUMNS, offences, counts)
     if offences:
         raise DropFileError(path, "some values cannot be read", offences, total=sum(counts))
