@@ -29,6 +29,10 @@ convert-model *args:
 import-history file *args:
     {{cecl}} import-history {{file}} {{args}}
 
+# check a Fed supervisory scenario table and store it by name under data/raw/scenarios/
+import-scenario file:
+    {{cecl}} import-scenario {{file}}
+
 # ingest and validate one quarter or a range, e.g. just ingest 2019Q1 2019Q4
 ingest first last="":
     {{cecl}} materialize --select nco_panel --first {{first}} {{ if last != "" { "--last " + last } else { "" } }}

@@ -281,6 +281,17 @@ def cmd_import_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_scenario(args: argparse.Namespace) -> int:
+    """Read a Fed supervisory scenario table (Scenario Name, Date like 2026 Q1, the 16 domestic variables), check it and store it by name."""
+    from cecl_pipeline.panel.scenarios import read_scenario_file, store_scenario
+
+    scenario = read_scenario_file(Path(args.file))
+    path = store_scenario(scenario, data_layout().scenarios_dir)
+    print(f"scenario {scenario.name!r} ({scenario.key}): {len(scenario.quarters)} quarters "
+          f"({scenario.quarters[0]}–{scenario.quarters[-1]}) → {path}")
+    return 0
+
+
 def cmd_synthesize(args: argparse.Namespace) -> int:
     from cecl_pipeline.bootstrap.default_data import write_synthetic
     from cecl_pipeline.panel.store import drop_file_quarters
@@ -456,6 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--entity-id", default="US_COMMERCIAL_BANKS", help="entity_id for FRED series (default %(default)s)")
     imp.add_argument("--replace", action="store_true", help="overwrite values that differ from existing drop files")
     imp.set_defaults(func=cmd_import_history)
+
+    scen = sub.add_parser("import-scenario", help="check a Fed supervisory scenario table and store it by name",
+                          description=cmd_import_scenario.__doc__)
+    scen.add_argument("file", help="CSV as the Fed publishes it, e.g. ../shared/data/scenarios/fed_2026_proposed_baseline_domestic.csv")
+    scen.set_defaults(func=cmd_import_scenario)
 
     syn = sub.add_parser("synthesize", help="write the seeded synthetic panel and macro table as drop files")
     syn.add_argument("--banks", type=int, default=40, help="number of banks (default %(default)s)")

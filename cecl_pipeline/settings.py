@@ -29,6 +29,11 @@ class DataLayout:
         return self.root / "raw" / "macro.csv"
 
     @property
+    def scenarios_dir(self) -> Path:
+        """Imported macro scenarios, one ``<key>.csv`` each (``cecl import-scenario``)."""
+        return self.root / "raw" / "scenarios"
+
+    @property
     def processed_dir(self) -> Path:
         return self.root / "processed"
 

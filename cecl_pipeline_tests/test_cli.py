@@ -48,6 +48,21 @@ def test_import_history_real_files_then_bad_file_exits_2_without_traceback(layou
     assert "bad.csv" in err and "row 2" in err and "'nco_rate'" in err and "Traceback" not in err
 
 
+def test_import_scenario_stores_a_real_table_by_name_and_refuses_a_gap_naming_its_row(layout, tmp_path, capsys):
+    real = SHARED_DATA / "scenarios" / "fed_2026_proposed_severely_adverse_domestic.csv"
+    assert main(["import-scenario", str(real)]) == 0
+    stored = layout.scenarios_dir / "supervisory_severely_adverse.csv"
+    assert "13 quarters (2026Q1–2029Q1)" in capsys.readouterr().out and stored.is_file()
+    before = stored.read_bytes()
+    lines = real.read_text().splitlines()
+    gap = tmp_path / "gap.csv"
+    gap.write_text("\n".join([*lines[:3], *lines[4:]]) + "\n")  # 2026Q3 left out
+    assert main(["import-scenario", str(gap)]) == 2
+    err = capsys.readouterr().err
+    assert "gap.csv" in err and "row 4, column 'Date'" in err and "expected 2026Q3" in err and "Traceback" not in err
+    assert stored.read_bytes() == before and sorted(p.name for p in layout.scenarios_dir.iterdir()) == [stored.name]
+
+
 def test_main_command_on_the_embedded_default(layout, tmp_path, monkeypatch):
     """`cecl run`: default model and synthetic data, conversion, 12 + 9 panel quarters, 9 prompt quarters, the policy."""
     monkeypatch.setenv("CECL_SYNTHETIC", "1")
