@@ -16,7 +16,7 @@ from cecl_pipeline.grpo.metrics_log import JsonlLog, MetricsLog, WandbLog, step_
 from cecl_pipeline.grpo.policy_store import JOB_FILE, METRICS_FILE
 from cecl_pipeline.grpo.provenance import training_targets_through
 from cecl_pipeline.grpo.rewards import ForecastReward
-from cecl_pipeline.grpo.sft import sft_data, warm_start
+from cecl_pipeline.grpo.sft import STOP_WINDOW, sft_data, warm_start
 from cecl_pipeline.grpo.train_checkpoints import TrainCheckpoints
 from cecl_pipeline.grpo.trainer import GRPOTrainer, train
 from cecl_pipeline.grpo.training_job import Log, PolicyJob
@@ -112,10 +112,10 @@ def starting_params(job: PolicyJob, member: int, data: TrainingData, model_confi
         raise RuntimeError(f"{work}: train checkpoints without the warm-started params they began from; delete {work} to retrain")
     sft = sft_data(data.prompts, data.warm_start_answers, data.env.answer, data.tokenizer, data.eos_token_ids[0])
     every = max(job.sft.steps // 10, 1)
-    log(f"member {member}: SFT warm-start, {job.sft.steps} steps × {job.sft.batch_size} prompts")
+    log(f"member {member}: SFT warm-start, up to {job.sft.steps} steps × {job.sft.batch_size} prompts")
     sft_log = lambda m: (m["sft_step"] % every == 0 or m["sft_learned"]) and log(
         f"member {member}: SFT step {m['sft_step']}/{job.sft.steps} · loss {m['sft_loss']:.3f}"
-        + (f" · learned (mean of the last 10 steps < {job.sft.stop_loss:g}): stopping" if m["sft_learned"] else ""))
+        + (f" · learned (mean of the last {STOP_WINDOW} steps < {job.sft.stop_loss:g}): stopping" if m["sft_learned"] else ""))
     params, steps = warm_start(params, model_config, sft, job.sft, job.member_seed(member), on_step=sft_log)
     _save_checkpoint_dir(saved, params, job.base_dir(member), {"stage": "sft", "steps": steps})
     return params
