@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cecl_pipeline.panel.errors import DropFileError, Offence
-from cecl_pipeline.panel.readers import collect_offences, parse_numbers, read_raw_table, require_columns
+from cecl_pipeline.panel.readers import collect_offences, parse_numbers, read_raw_table, require_columns, required_text
 
 POOL_KEY = ("entity_id", "segment")
 COST, LIFE, PREPAYMENT = "amortized_cost", "remaining_life_quarters", "prepayment_rate"
@@ -31,9 +31,7 @@ def read_portfolio_file(path: Path, known_segments: Collection[str]) -> pd.DataF
     counts: list[int] = []
     out = pd.DataFrame(index=frame.index)
     for column in POOL_KEY:
-        text = frame[column].astype("string").str.strip()
-        collect_offences(offences, counts, frame, text.isna() | (text == ""), column, "missing value")
-        out[column] = text
+        out[column] = required_text(frame, column, offences, counts)
     unknown = out["segment"].notna() & (out["segment"] != "") & ~out["segment"].isin(list(known_segments))
     collect_offences(offences, counts, frame, unknown, "segment", f"unknown segment: the NCO panel has {', '.join(sorted(known_segments))}")
     numbers = parse_numbers(frame, (COST, LIFE, PREPAYMENT), offences, counts)
@@ -49,15 +47,11 @@ def read_portfolio_file(path: Path, known_segments: Collection[str]) -> pd.DataF
 
 def _check_amounts(frame: pd.DataFrame, numbers: dict[str, pd.Series], offences: list[Offence], counts: list[int]) -> None:
     cost, life, prepayment = numbers[COST], numbers[LIFE], numbers[PREPAYMENT]
-
-    def given(column: str) -> pd.Series:
-        return frame[column].astype("string").str.strip().fillna("") != ""
-
-    collect_offences(offences, counts, frame, ~given(COST), COST, "missing value")
-    collect_offences(offences, counts, frame, given(COST) & ~(np.isfinite(cost) & (cost >= 0)) & cost.notna(), COST,
+    given_cost = required_text(frame, COST, offences, counts).fillna("") != ""
+    collect_offences(offences, counts, frame, given_cost & ~(np.isfinite(cost) & (cost >= 0)) & cost.notna(), COST,
                      "must be a finite amount ≥ 0")
-    collect_offences(offences, counts, frame, ~given(LIFE), LIFE, "missing value")
-    collect_offences(offences, counts, frame, given(LIFE) & ~(np.isfinite(life) & (life > 0)) & life.notna(), LIFE,
+    given_life = required_text(frame, LIFE, offences, counts).fillna("") != ""
+    collect_offences(offences, counts, frame, given_life & ~(np.isfinite(life) & (life > 0)) & life.notna(), LIFE,
                      "must be a finite number of quarters > 0")
     if PREPAYMENT in frame.columns:
         collect_offences(offences, counts, frame, prepayment.notna() & ~((prepayment >= 0) & (prepayment < 1)), PREPAYMENT,

@@ -171,6 +171,13 @@ def collect_offences(offences: list[Offence], counts: list[int], frame: pd.DataF
         offences.extend(Offence(int(rows[i]), column, _plain(values[i]), reason) for i in bad[:20])
 
 
+def required_text(frame: pd.DataFrame, column: str, offences: list[Offence], counts: list[int]) -> pd.Series:
+    """``column`` as stripped text; a blank or missing cell is an offence ("missing value")."""
+    text = frame[column].astype("string").str.strip()
+    collect_offences(offences, counts, frame, text.isna() | (text == ""), column, "missing value")
+    return text
+
+
 def _plain(value: object) -> object:
     """numpy scalars and arrays as plain Python values, so messages read 5, not np.int64(5)."""
     if isinstance(value, np.ndarray):
@@ -231,9 +238,7 @@ def read_panel_file(path: Path) -> pd.DataFrame:
     counts: list[int] = []
     out = pd.DataFrame(index=frame.index)
     for column in ("entity_id", "segment"):
-        text = frame[column].astype("string").str.strip()
-        collect_offences(offences, counts, frame, text.isna() | (text == ""), column, "missing value")
-        out[column] = text
+        out[column] = required_text(frame, column, offences, counts)
     quarter = normalise_quarter_column(frame["quarter"])
     collect_offences(offences, counts, frame, quarter.isna(), "quarter", "not a quarter (use a label like 2019Q1)")
     out["quarter"] = quarter

@@ -21,7 +21,7 @@ import pandas as pd
 
 from cecl_pipeline.files import atomic_path
 from cecl_pipeline.panel.errors import DropFileError, Offence
-from cecl_pipeline.panel.readers import collect_offences, parse_numbers, read_raw_table, require_columns
+from cecl_pipeline.panel.readers import collect_offences, parse_numbers, read_raw_table, require_columns, required_text
 from cecl_pipeline.panel.schema import MACRO_COLUMNS, MACRO_QUARTER
 from cecl_pipeline.quarters import from_ordinal, normalise_quarter_column, shift, to_ordinal
 
@@ -66,8 +66,7 @@ def read_scenario_file(path: Path) -> Scenario:
     require_columns(frame, path, (NAME, DATE, *PUBLISHED_COLUMNS))
     offences: list[Offence] = []
     counts: list[int] = []
-    names = frame[NAME].astype("string").str.strip()
-    collect_offences(offences, counts, frame, names.isna() | (names == ""), NAME, "missing value")
+    names = required_text(frame, NAME, offences, counts)
     first_name = names.dropna().iloc[0] if names.notna().any() else ""
     collect_offences(offences, counts, frame, names.notna() & (names != "") & (names != first_name), NAME,
                      f"a second scenario in one file (the first row names {first_name!r}); import each scenario as its own file")
