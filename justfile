@@ -84,6 +84,14 @@ clean-old-checkpoints keep="4" *args:
 eval-nco first last="":
     {{cecl}} eval-nco --first {{first}} {{ if last != "" { "--last " + last } else { "" } }}
 
+# forecast the quarters after a quarter-end (no actuals needed), e.g. just forecast 2024Q4 --horizon 8
+forecast origin *args:
+    {{cecl}} forecast --origin {{origin}} {{args}}
+
+# book the CECL allowance at a quarter-end, e.g. just allowance 2024Q4 --reversion-quarters 0
+allowance quarter *args:
+    {{cecl}} allowance --quarter {{quarter}} {{args}}
+
 # what the policy serving a quarter answers to its first prompts, with rewards, e.g. just debug-nco 2023Q1 --samples 4
 debug-nco quarter *args:
     {{cecl}} debug-nco --first {{quarter}} {{args}}

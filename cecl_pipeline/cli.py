@@ -16,7 +16,10 @@ from pathlib import Path
 
 from cecl_pipeline import quarters as q
 from cecl_pipeline.settings import (
+    DEFAULT_HORIZON,
     DEFAULT_LOOKBACK,
+    DEFAULT_PATHS,
+    DEFAULT_REVERSION_QUARTERS,
     DEFAULT_TARGET_QUARTERS,
     DEFAULT_TRAIN_QUARTERS,
     PROJECT_ROOT,
@@ -78,7 +81,8 @@ def quarter_list(first: str, last: str | None) -> list[str]:
 
 @with_progress
 def cmd_run(args: argparse.Namespace) -> int:
-    """The main job on the embedded default: model and conversion, macro, panels, prompts, the GRPO policy and walk-forward per quarter, then the report."""
+    """The main job on the embedded default: model and conversion, macro, panels, prompts, the GRPO policy and walk-forward per quarter,
+    the report, then the forecast from the last quarter for the quarters after it."""
     from cecl_pipeline.bootstrap.default_data import ensure_default_data
     from cecl_pipeline.defs.runs import materialize, materialize_quarters
     from cecl_pipeline.panel.store import drop_file_quarters
@@ -98,7 +102,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     prompt_quarters = q.quarter_range(q.shift(targets[0], -DEFAULT_TRAIN_QUARTERS), targets[-1])
     history_only = q.quarter_range(q.shift(prompt_quarters[0], -DEFAULT_LOOKBACK), q.shift(prompt_quarters[0], -1))
     print(f"hf_checkpoint, jax_checkpoint, macro_history, nco_panel {history_only[0]}–{targets[-1]}, "
-          f"nco_prompts {prompt_quarters[0]}–{targets[-1]}, grpo_policy and walkforward_forecasts {targets[0]}–{targets[-1]}, walkforward_report")
+          f"nco_prompts {prompt_quarters[0]}–{targets[-1]}, grpo_policy and walkforward_forecasts {targets[0]}–{targets[-1]}, walkforward_report; "
+          f"then grpo_policy {q.shift(targets[-1], 1)}, forward_forecasts {targets[-1]} and forward_scores")
     summaries = []
     for selection in (["hf_checkpoint", "jax_checkpoint"], ["macro_history"]):
         summaries.append(materialize(selection))
@@ -112,7 +117,111 @@ def cmd_run(args: argparse.Namespace) -> int:
             summaries += materialize_quarters(selection, quarters, run_config=run_config)
     if summaries[-1].success:
         summaries.append(_report_run())
+    if summaries[-1].success:
+        summaries += forecast_from(targets[-1], policy_config, DEFAULT_HORIZON, DEFAULT_PATHS)
+    if summaries[-1].success:
+        if layout.portfolio_csv(targets[-1]).exists():
+            summaries += allowance_at(targets[-1], policy_config, DEFAULT_REVERSION_QUARTERS)
+        else:
+            print(f"no portfolio at {layout.portfolio_csv(targets[-1])}: no allowance booked for {targets[-1]} "
+                  f"(the synthetic default writes one for its last quarter only)")
     return _report(summaries)
+
+
+@with_progress
+def cmd_forecast(args: argparse.Namespace) -> int:
+    """Forecast the quarters after quarter-end --origin, which need no actuals: grpo_policy[origin+1] (trained on every
+    target up to the origin) first if it is not materialized, then forward_forecasts[origin], then forward_scores."""
+    from cecl_pipeline.forecast.forward import check_horizon
+
+    try:
+        check_horizon(args.horizon)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return _report(forecast_from(q.label(args.origin), policy_run_config(args.set), args.horizon, args.samples))
+
+
+def materialized(asset: str, quarter: str) -> bool:
+    """Whether the instance has a materialization of ``asset`` for ``quarter``."""
+    import dagster as dg
+
+    from cecl_pipeline.defs.runs import home_instance
+
+    return q.to_partition_key(quarter) in home_instance().get_materialized_partitions(dg.AssetKey(asset))
+
+
+def forecast_from(origin: str, policy_config: dict | None, horizon: int, samples: int) -> list:
+    """The runs behind `cecl forecast`, each printed as it ends; the forecast's policy path per segment printed last."""
+    from cecl_pipeline.defs.runs import materialize
+
+    serving = q.shift(origin, 1)
+    runs = []
+    if not materialized("grpo_policy", serving):
+        print(f"grpo_policy {serving}, the policy trained on every target up to {origin}, is not materialized yet: training it first")
+        runs.append(materialize(["grpo_policy"], serving, run_config=policy_config))
+        print(runs[-1].line())
+    forward = {"ops": {"forward_forecasts": {"config": {"horizon": horizon, "samples": samples}}}}
+    for selection, quarter, config in ((["forward_forecasts"], origin, forward), (["forward_scores"], None, None)):
+        if runs and not runs[-1].success:
+            break
+        runs.append(materialize(selection, quarter, run_config=config))
+        print(runs[-1].line())
+    if runs[-1].success:
+        _print_forward(origin)
+    return runs
+
+
+@with_progress
+def cmd_allowance(args: argparse.Namespace) -> int:
+    """Book the CECL allowance at quarter-end --quarter: forward_forecasts[Q] first if it is not materialized (and the policy it
+    needs), then cecl_allowance[Q] on raw/portfolio/<Q>.csv, with raw/overlays/<Q>.csv if present; prints where the report is."""
+    if args.reversion_quarters < 0:
+        raise UsageError(f"--reversion-quarters must be ≥ 0 (0 reverts immediately), got {args.reversion_quarters}")
+    return _report(allowance_at(q.label(args.quarter), policy_run_config(args.set), args.reversion_quarters))
+
+
+def allowance_at(quarter: str, policy_config: dict | None, reversion_quarters: int) -> list:
+    """The runs behind `cecl allowance`, each printed as it ends; the allowance by segment printed last."""
+    from cecl_pipeline.defs.runs import materialize
+
+    runs = [] if materialized("forward_forecasts", quarter) else forecast_from(quarter, policy_config, DEFAULT_HORIZON, DEFAULT_PATHS)
+    if runs and not runs[-1].success:
+        return runs
+    runs.append(materialize(["cecl_allowance"], quarter, run_config={"ops": {"cecl_allowance": {"config": {"reversion_quarters": reversion_quarters}}}}))
+    print(runs[-1].line())
+    if runs[-1].success:
+        _print_allowance(quarter)
+    return runs
+
+
+def _print_allowance(quarter: str) -> None:
+    import pandas as pd
+
+    from cecl_pipeline.settings import results_dir
+
+    by_segment = pd.read_parquet(data_layout().allowance_dir(quarter) / "pools.parquet").groupby("segment")[
+        ["amortized_cost", "model_allowance"]].sum()
+    report = results_dir() / "allowance" / quarter
+    print(f"allowance at {quarter} (model, before overlays):")
+    for segment, row in by_segment.iterrows():
+        print(f"  {segment}: {row['model_allowance']:,.0f} on {row['amortized_cost']:,.0f} ({row['model_allowance'] / row['amortized_cost']:.2%})")
+    print(f"report: {report / 'report.html'} (and report.md: by segment, overlays, roll-forward, fan charts)")
+
+
+def _print_forward(origin: str) -> None:
+    """The policy's forecast from ``origin``, per segment (the mean over its series), and where the files are."""
+    import pandas as pd
+
+    from cecl_pipeline.defs.forward_run import policy_path_table
+    from cecl_pipeline.settings import results_dir
+
+    path = data_layout().forward_parquet(origin)
+    table = policy_path_table(pd.read_parquet(path))
+    print(f"forecast from {origin} (grpo_policy, mean over each segment's series: median [10%–90%], % annualized):")
+    for segment, rows in table.groupby("segment", sort=True):
+        steps = " · ".join(f"{r.quarter} {r.point:.2f} [{r.q10:.2f}–{r.q90:.2f}]" for r in rows.itertuples())
+        print(f"  {segment}: {steps}")
+    print(f"forecasts: {path} (every path step in paths.parquet); scores once actuals land: {results_dir() / 'forward' / 'scores.csv'}")
 
 
 def _report_run():
@@ -395,6 +504,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--last", help="last quarter of a range (default: --first)")
     train.add_argument("--set", action="append", metavar="KNOB=VALUE", help="a grpo_policy config knob, e.g. --set members=3 --set steps=40")
     train.set_defaults(func=cmd_train)
+
+    fc = sub.add_parser("forecast", help="forecast the quarters after a quarter-end (no actuals needed), then score what has landed",
+                        description=cmd_forecast.__doc__, epilog=knobs_epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fc.add_argument("--origin", required=True, help="the quarter-end to forecast from, e.g. 2024Q4 (its panel must be accepted)")
+    fc.add_argument("--horizon", type=int, default=DEFAULT_HORIZON, help="quarters to forecast past the origin, 1–12 (default %(default)s)")
+    fc.add_argument("--samples", type=int, default=DEFAULT_PATHS, help="sampled paths per series (default %(default)s)")
+    fc.add_argument("--set", action="append", metavar="KNOB=VALUE", help="a grpo_policy knob, used if the policy must be trained first")
+    fc.set_defaults(func=cmd_forecast)
+
+    al = sub.add_parser("allowance", help="book the CECL allowance at a quarter-end from its forward forecast and portfolio",
+                        description=cmd_allowance.__doc__, epilog=knobs_epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    al.add_argument("--quarter", required=True, help="the quarter-end, e.g. 2024Q4 (reads raw/portfolio/<Q>.csv)")
+    al.add_argument("--reversion-quarters", type=int, default=DEFAULT_REVERSION_QUARTERS,
+                    help="after the forecast, straight-line reversion to the long-run mean over this many quarters; 0: at once (default %(default)s)")
+    al.add_argument("--set", action="append", metavar="KNOB=VALUE", help="a grpo_policy knob, used if the policy must be trained first")
+    al.set_defaults(func=cmd_allowance)
 
     ev = sub.add_parser("eval-nco", help="walk-forward: grpo_policy[Q] vs the baselines on prompts[Q], then the report", description=cmd_eval_nco.__doc__)
     ev.add_argument("--first", required=True, help="first quarter, e.g. 2023Q1")

@@ -9,9 +9,12 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The embedded default: target quarters the main command builds, and the synthetic panel behind them.
-DEFAULT_TARGET_QUARTERS = ("2023Q1", "2023Q4")
+DEFAULT_TARGET_QUARTERS = ("2024Q1", "2024Q4")  # the synthetic panel's last four quarters; the forward forecast starts after them
 DEFAULT_LOOKBACK = 12
 DEFAULT_TRAIN_QUARTERS = 8  # prompt quarters before Q that grpo_policy[Q] trains on
+DEFAULT_HORIZON = 4  # quarters the forward forecast reaches past its origin (the reasonable-and-supportable horizon)
+DEFAULT_PATHS = 8  # sampled forward paths per series and policy member
+DEFAULT_REVERSION_QUARTERS = 4  # after the horizon, straight-line reversion to the long-run mean over this many quarters
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,18 @@ class DataLayout:
     def scenarios_dir(self) -> Path:
         """Imported macro scenarios, one ``<key>.csv`` each (``cecl import-scenario``)."""
         return self.root / "raw" / "scenarios"
+
+    def portfolio_csv(self, quarter: str) -> Path:
+        """The pools the allowance at quarter-end Q is booked on (``panel.portfolio``)."""
+        return self.root / "raw" / "portfolio" / f"{quarter}.csv"
+
+    def overlays_csv(self, quarter: str) -> Path:
+        """Qualitative adjustments at quarter-end Q (``panel.overlays``); optional."""
+        return self.root / "raw" / "overlays" / f"{quarter}.csv"
+
+    def allowance_dir(self, quarter: str) -> Path:
+        """cecl_allowance[Q]: pools.parquet, overlays.parquet, paths.parquet, the roll-forward's input next quarter."""
+        return self.processed_dir / "allowance" / quarter
 
     @property
     def processed_dir(self) -> Path:
@@ -61,6 +76,18 @@ class DataLayout:
     def forecast_files(self) -> list[Path]:
         """forecasts.parquet of every quarter evaluated so far."""
         return sorted((self.processed_dir / "walkforward").glob("*/forecasts.parquet"))
+
+    def forward_parquet(self, origin: str) -> Path:
+        """forward_forecasts[Q]: per series, model and quarter Q+1 … Q+H, the forecast made at origin Q."""
+        return self.processed_dir / "forward" / origin / "forecasts.parquet"
+
+    def forward_paths_parquet(self, origin: str) -> Path:
+        """The audit trail of forward_forecasts[Q]: every sampled path, step by step, with its prompt and completion."""
+        return self.processed_dir / "forward" / origin / "paths.parquet"
+
+    def forward_files(self) -> list[Path]:
+        """forecasts.parquet of every forward forecast made so far."""
+        return sorted((self.processed_dir / "forward").glob("*/forecasts.parquet"))
 
     @property
     def macro_parquet(self) -> Path:

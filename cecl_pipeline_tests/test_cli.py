@@ -70,8 +70,14 @@ def test_main_command_on_the_embedded_default(layout, tmp_path, monkeypatch):
     done = cecl("run", "--first", "2019Q1", "--last", "2019Q1", *[a for knob in small for a in ("--set", knob)], timeout=1800)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    assert "wrote the synthetic default" in out and "26 run(s) succeeded, 0 failed" in out and "✓ grpo_policy 2019Q1" in out
+    assert "wrote the synthetic default" in out and "29 run(s) succeeded, 0 failed" in out and "✓ grpo_policy 2019Q1" in out
     assert "✓ walkforward_forecasts 2019Q1" in out and "✓ walkforward_report" in out
+    # It ends with the forecast from its last quarter: the policy trained on every target up to 2019Q1, then 2019Q2–2020Q1.
+    assert "✓ grpo_policy 2019Q2" in out and "✓ forward_forecasts 2019Q1" in out and "✓ forward_scores" in out
+    assert "forecast from 2019Q1" in out and "credit_card: 2019Q2 " in out and " · 2020Q1 " in out
+    assert f"no portfolio at {layout.portfolio_csv('2019Q1')}: no allowance booked for 2019Q1" in out  # the default has one for 2024Q4
+    forward = pd.read_parquet(layout.forward_parquet("2019Q1"))
+    assert sorted(forward["quarter"].unique()) == quarter_range("2019Q2", "2020Q1") and len(forward[forward["model"] == "grpo_policy"]) == 4 * 160
     report = Path(os.environ["CECL_RESULTS_DIR"]) / "walkforward" / "report.md"
     assert f"report: {report}" in out and "grpo_policy MAE" in report.read_text()
     assert "policy MAE ≤ best challenger MAE" in out and "policy calibrated 10–90 coverage" in out and "policy directional accuracy" in out
@@ -130,6 +136,17 @@ def test_train_refuses_an_unknown_knob_before_any_run(capsys):
 def test_a_bad_knob_value_names_the_knob_and_what_it_accepts(capsys, item, said):
     assert main(["train", "--first", "2023Q1", "--set", item]) == 2
     assert capsys.readouterr().err.strip() == f"error: {said}"
+
+
+@pytest.mark.parametrize("horizon", ["0", "13"])
+def test_forecast_refuses_a_horizon_outside_one_to_twelve_before_any_run(capsys, horizon):
+    assert main(["forecast", "--origin", "2023Q4", "--horizon", horizon]) == 2
+    assert capsys.readouterr().err.strip() == f"error: horizon must be 1–12 quarters, got {horizon}"
+
+
+def test_allowance_refuses_a_negative_reversion_before_any_run(capsys):
+    assert main(["allowance", "--quarter", "2023Q4", "--reversion-quarters", "-1"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --reversion-quarters must be ≥ 0 (0 reverts immediately), got -1"
 
 
 def test_a_quarter_without_a_partition_gets_one_line(capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from cecl_pipeline.bootstrap.synthetic import DEFAULT_FIRST, DEFAULT_LAST, synthesize_macro, synthesize_panel
+from cecl_pipeline.bootstrap.synthetic_portfolio import synthesize_portfolio
 from cecl_pipeline.panel.importer import write_csv_atomic, write_drop_file
 from cecl_pipeline.panel.store import drop_file_quarters
 from cecl_pipeline.settings import DataLayout
@@ -19,12 +20,14 @@ def synthetic_allowed() -> bool:
 
 
 def write_synthetic(layout: DataLayout, n_banks: int = DEFAULT_BANKS, seed: int = DEFAULT_SEED, first: str = DEFAULT_FIRST, last: str = DEFAULT_LAST) -> int:
-    """Write the synthetic panel as one drop file per quarter plus raw/macro.csv; returns the row count."""
+    """Write the synthetic panel as one drop file per quarter, raw/macro.csv and the last quarter's portfolio; returns the row count."""
     macro = synthesize_macro(first, last, seed)
     panel = synthesize_panel(n_banks, first, last, seed, macro=macro)
     for _, rows in panel.groupby("quarter", sort=True):
         write_drop_file(rows, layout.raw_nco_dir / f"{rows['quarter'].iloc[0]}.csv")
     write_csv_atomic(macro, layout.macro_csv)
+    keys = panel.loc[panel["quarter"] == last, ["entity_id", "segment"]]
+    write_csv_atomic(synthesize_portfolio(keys, seed), layout.portfolio_csv(last))
     return len(panel)
 
 

@@ -2,7 +2,9 @@
 
 import dagster as dg
 
+from cecl_pipeline.defs.allowance_assets import cecl_allowance
 from cecl_pipeline.defs.debug import debug_rollouts
+from cecl_pipeline.defs.forward_assets import forward_forecasts, forward_scores
 from cecl_pipeline.defs.jobs import JOBS
 from cecl_pipeline.defs.model_assets import ModelCheckpoints, hf_checkpoint, jax_checkpoint
 from cecl_pipeline.defs.operations import checkpoint_cleanup, device_status, policy_validation, training_progress
@@ -16,7 +18,8 @@ from cecl_pipeline.defs.walkforward_assets import walkforward_forecasts, walkfor
 
 defs = dg.Definitions(
     assets=[hf_checkpoint, jax_checkpoint, macro_history, nco_panel, nco_prompts, grpo_policy, walkforward_forecasts,
-            walkforward_report, debug_rollouts, device_status, training_progress, checkpoint_cleanup, policy_validation],
+            walkforward_report, forward_forecasts, forward_scores, cecl_allowance,
+            debug_rollouts, device_status, training_progress, checkpoint_cleanup, policy_validation],
     jobs=JOBS,
     schedules=[quarterly_retrain_schedule],
     sensors=[new_drop_file_sensor],

@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from cecl_pipeline.defs.allowance_assets import cecl_allowance
+from cecl_pipeline.defs.forward_assets import forward_forecasts, forward_scores
 from cecl_pipeline.defs.model_assets import hf_checkpoint, jax_checkpoint
 from cecl_pipeline.defs.panel_assets import nco_panel
 from cecl_pipeline.defs.policy import grpo_policy
@@ -32,4 +34,11 @@ walkforward = dg.define_asset_job(
     description="Walk-forward forecasts for a quarter (backfill it over a range), then the report.",
 )
 
-JOBS = [quarterly_retrain, ingest_quarter, convert_model, walkforward]
+quarter_end = dg.define_asset_job(
+    "quarter_end",
+    selection=dg.AssetSelection.assets(forward_forecasts, cecl_allowance, forward_scores),
+    description="What a bank books at quarter-end Q: the forecast for the quarters after Q, the allowance on it, then the scores "
+                "of every forward forecast whose quarters have landed.",
+)
+
+JOBS = [quarterly_retrain, ingest_quarter, convert_model, walkforward, quarter_end]

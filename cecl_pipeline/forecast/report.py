@@ -34,9 +34,27 @@ EMPTY = {"Stress windows": "No quarter of the evaluation falls in a stress windo
          POLICY_VS_BEST: "No policy or no challenger to compare.", CALIBRATION: "No band could be calibrated."}
 
 
+PAGE_HEAD = ("<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;font-size:13px}"
+             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}img{max-width:100%}</style>")
+
+
 @dataclass
-class Report:
+class ReportFiles:
+    """A report written whole into one directory: report.md beside a self-contained report.html."""
+
     directory: Path
+
+    @property
+    def markdown_path(self) -> Path:
+        return self.directory / "report.md"
+
+    @property
+    def html_path(self) -> Path:
+        return self.directory / "report.html"
+
+
+@dataclass
+class Report(ReportFiles):
     quarters: list[str]
     overall: pd.DataFrame
     by_segment: pd.DataFrame
@@ -48,14 +66,6 @@ class Report:
     policy_vs_best: pd.DataFrame = field(default_factory=pd.DataFrame)
     calibration: pd.DataFrame = field(default_factory=pd.DataFrame)
     charts: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def markdown_path(self) -> Path:
-        return self.directory / "report.md"
-
-    @property
-    def html_path(self) -> Path:
-        return self.directory / "report.html"
 
 
 def read_forecasts(paths: list[Path]) -> pd.DataFrame:
@@ -196,9 +206,7 @@ def calibration_summary(report: Report) -> str:
 
 
 def html_page(report: Report, title: str, drawn: dict[str, Path]) -> str:
-    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;font-size:13px}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}img{max-width:100%}</style>",
+    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>", PAGE_HEAD,
              f"<h1>{html.escape(title)}</h1><p><b>{html.escape(headline(report))}</b></p><p>{html.escape(_notes(report))}</p>"]
     for section, frame in tables(report).items():
         intro = "".join(f"<p>{html.escape(text)}</p>" for text in _intro(report, section) if text)

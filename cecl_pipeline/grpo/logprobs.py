@@ -73,8 +73,13 @@ def completion_mask(prompt_width: int, sequence_valid: jax.Array) -> jax.Array:
     return sequence_valid[:, 1:] & is_completion[None, :]
 
 
-def sft_loss(params, config: Qwen3Config, tokens: jax.Array, valid: jax.Array, target_mask: jax.Array) -> jax.Array:
-    """Mean negative log-likelihood of the target tokens (``target_mask`` [N, L−1], e.g. the answer)."""
-    logprobs = sequence_logprobs(params, config, tokens, valid)
-    weights = target_mask.astype(jnp.float32)
+def sft_loss(params, config: Qwen3Config, tokens: jax.Array, valid: jax.Array, prompt_width: int) -> jax.Array:
+    """Mean negative log-likelihood of the valid tokens after ``prompt_width`` (the answer and its EOS) of ``tokens`` [N, L].
+
+    The head runs on those positions only, as for GRPO's completions, not on all L positions for the
+    few answer tokens that are scored: on the default tiny model and its 430-token prompts, an SFT
+    step of 16 rows went from 3.2 s to 2.0 s on 2 cores.
+    """
+    logprobs = completion_logprobs(params, config, tokens, valid, prompt_width)
+    weights = valid[:, prompt_width:].astype(jnp.float32)
     return -(logprobs * weights).sum() / jnp.maximum(weights.sum(), 1.0)

@@ -24,7 +24,7 @@ import optax
 from cecl_pipeline.envs.answer import AnswerFormat
 from cecl_pipeline.grpo.data import CursorState, PromptCursor, PromptSet
 from cecl_pipeline.grpo.knobs import default
-from cecl_pipeline.grpo.logprobs import completion_mask, sft_loss
+from cecl_pipeline.grpo.logprobs import sft_loss
 from cecl_pipeline.grpo.optim import OptimizerConfig, make_optimizer
 from cecl_pipeline.llm.config import Qwen3Config
 
@@ -50,7 +50,7 @@ class SFTData:
 
     sequences: np.ndarray  # [N, P + A] int32
     valid: np.ndarray  # [N, P + A] bool
-    target_mask: np.ndarray  # [N, P + A − 1] bool
+    prompt_width: int  # P: the answer and its EOS follow
 
 
 def sft_data(prompts: PromptSet, values: np.ndarray, answer: AnswerFormat, tokenizer, eos_id: int) -> SFTData:
@@ -65,7 +65,7 @@ def sft_data(prompts: PromptSet, values: np.ndarray, answer: AnswerFormat, token
         answer_valid[row, : len(ids) + 1] = True
     sequences = np.concatenate([prompts.tokens, answer_tokens], axis=1)
     valid = np.concatenate([prompts.valid, answer_valid], axis=1)
-    return SFTData(sequences, valid, np.asarray(completion_mask(prompts.tokens.shape[1], valid)))
+    return SFTData(sequences, valid, prompts.tokens.shape[1])
 
 
 def warm_start(params, model_config: Qwen3Config, data: SFTData, config: SFTConfig, seed: int,
@@ -83,8 +83,8 @@ def warm_start(params, model_config: Qwen3Config, data: SFTData, config: SFTConf
     opt_state = optimizer.init(params)
 
     @jax.jit
-    def update(params, opt_state, tokens, valid, mask):
-        loss, grads = jax.value_and_grad(sft_loss)(params, model_config, tokens, valid, mask)
+    def update(params, opt_state, tokens, valid):
+        loss, grads = jax.value_and_grad(sft_loss)(params, model_config, tokens, valid, data.prompt_width)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
@@ -93,7 +93,7 @@ def warm_start(params, model_config: Qwen3Config, data: SFTData, config: SFTConf
     for step in range(1, config.steps + 1):
         started = time.perf_counter()
         rows = cursor.next(config.batch_size)
-        params, opt_state, loss = update(params, opt_state, data.sequences[rows], data.valid[rows], data.target_mask[rows])
+        params, opt_state, loss = update(params, opt_state, data.sequences[rows], data.valid[rows])
         losses.append(float(loss))
         learned = len(losses) >= STOP_WINDOW and float(np.mean(losses[-STOP_WINDOW:])) < config.stop_loss
         on_step({"sft_step": step, "sft_loss": losses[-1], "step_seconds": time.perf_counter() - started, "sft_learned": learned})

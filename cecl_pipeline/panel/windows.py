@@ -1,5 +1,8 @@
 """12-quarter history windows ending at Q−1, paired with the target at Q, with a look-ahead guard.
 
+``forward_windows`` is the same window for a quarter whose actuals are not in yet: the history ends
+at the forecast origin and the target is unknown (NaN).
+
 The guard is code, not convention: every value that may enter a prompt for quarter Q passes through
 ``assert_no_lookahead`` first, and anything dated Q or later raises ``LookaheadError``.
 """
@@ -59,8 +62,7 @@ def build_windows(history: pd.DataFrame, targets: pd.DataFrame, target_quarter: 
     if len(wrong):
         raise ValueError(f"target rows must all be dated {target_quarter}; found {wrong.iloc[0]}")
     quarters = history_quarters(target_quarter, lookback)
-    in_window = history[history["quarter"].isin(quarters)]
-    wide = in_window.pivot(index=SERIES, columns="quarter", values=RATE_COLUMN).reindex(columns=quarters)
+    wide = _wide(history, quarters)
     target = targets.set_index(SERIES)[RATE_COLUMN].dropna().sort_index()
     aligned = wide.reindex(target.index)
     missing = aligned.isna().sum(axis=1)
@@ -76,3 +78,28 @@ def build_windows(history: pd.DataFrame, targets: pd.DataFrame, target_quarter: 
         gaps=gaps,
         without_target=int((~full_history.isin(target.index)).sum()),
     )
+
+
+def forward_windows(history: pd.DataFrame, origin: str, lookback: int = 12) -> Windows:
+    """Every series with a full history over the ``lookback`` quarters up to ``origin``, for target ``origin``+1 (no actuals: NaN)."""
+    target_quarter = shift(origin, 1)
+    assert_no_lookahead(history["quarter"], target_quarter, "the history panel")
+    quarters = history_quarters(target_quarter, lookback)
+    wide = _wide(history, quarters)
+    missing = wide.isna().sum(axis=1)
+    complete = (missing == 0).to_numpy()
+    return Windows(
+        target_quarter=target_quarter,
+        history_quarters=quarters,
+        keys=wide.index[complete].to_frame(index=False),
+        history=wide.to_numpy(dtype="float64")[complete],
+        target=np.full(int(complete.sum()), np.nan),
+        gaps=missing[~complete].rename("missing_quarters").reset_index(),
+        without_target=0,
+    )
+
+
+def _wide(history: pd.DataFrame, quarters: list[str]) -> pd.DataFrame:
+    """One row per series (pivot sorts them by entity_id, segment), one column per quarter of ``quarters``; NaN where a row is missing."""
+    in_window = history[history["quarter"].isin(quarters)]
+    return in_window.pivot(index=SERIES, columns="quarter", values=RATE_COLUMN).reindex(columns=quarters)

@@ -158,3 +158,16 @@ def test_a_thousand_banks_over_sixty_quarters():
     frame = synthesize_panel(n_banks=1000, first="2010Q1", last="2024Q4", seed=11)
     assert len(frame) == 1000 * len(DEFAULT_SEGMENTS) * 60
     assert frame["entity_id"].nunique() == 1000 and frame["quarter"].nunique() == 60
+
+
+def test_the_synthetic_default_writes_a_portfolio_for_its_last_quarter_that_the_reader_accepts(synthetic_layout):
+    from cecl_pipeline.bootstrap.synthetic_portfolio import SEGMENT_TERMS
+    from cecl_pipeline.panel.portfolio import read_portfolio_file
+
+    pools = read_portfolio_file(synthetic_layout.portfolio_csv("2019Q4"), DEFAULT_SEGMENTS)
+    assert len(pools) == 8 * len(DEFAULT_SEGMENTS) and not pools.duplicated(["entity_id", "segment"]).any()
+    assert (pools["amortized_cost"] > 0).all()
+    for segment, (_, life, prepayment) in SEGMENT_TERMS.items():
+        rows = pools[pools["segment"] == segment]
+        assert rows["remaining_life_quarters"].between(0.8 * life - 0.05, 1.2 * life + 0.05).all() and (rows["prepayment_rate"] == prepayment).all()
+    assert not synthetic_layout.portfolio_csv("2019Q3").exists()

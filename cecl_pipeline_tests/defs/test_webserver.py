@@ -55,8 +55,10 @@ def test_webserver_serves_the_asset_graph_with_blocking_checks(tmp_path):
         process.terminate()
         process.wait(timeout=30)
     assert set(nodes) == {"hf_checkpoint", "jax_checkpoint", "macro_history", "nco_panel", "nco_prompts", "grpo_policy", "walkforward_forecasts",
-                          "walkforward_report", "debug_rollouts", "device_status", "training_progress", "checkpoint_cleanup", "policy_validation"}
-    assert all(nodes[name]["isPartitioned"] for name in ("nco_panel", "nco_prompts", "grpo_policy", "walkforward_forecasts"))
+                          "walkforward_report", "forward_forecasts", "forward_scores", "cecl_allowance",
+                          "debug_rollouts", "device_status", "training_progress", "checkpoint_cleanup", "policy_validation"}
+    assert all(nodes[name]["isPartitioned"] for name in ("nco_panel", "nco_prompts", "grpo_policy", "walkforward_forecasts", "forward_forecasts",
+                                                                    "cecl_allowance"))
     assert not nodes["walkforward_report"]["isPartitioned"]
     checks = {c["name"]: c["blocking"] for c in nodes["nco_panel"]["assetChecksOrError"]["checks"]}
     assert checks == {spec.name: spec.blocking for spec in PANEL_CHECKS}

@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 import torch
 
 from cecl_pipeline.grpo.logprobs import completion_logprobs, completion_mask, sequence_logprobs, sft_loss
@@ -73,10 +74,9 @@ def test_a_few_sft_steps_lower_the_loss_on_a_fixed_batch():
     rng = np.random.default_rng(0)
     tokens = jnp.asarray(rng.integers(5, 128, (4, 24)), jnp.int32)
     valid = jnp.ones(tokens.shape, bool)
-    target = jnp.zeros((4, 23), bool).at[:, 15:].set(True)  # the "answer": the last 8 tokens
     optimizer = optax.adam(3e-3)
     state = optimizer.init(params)
-    loss_and_grad = jax.jit(jax.value_and_grad(lambda p: sft_loss(p, config, tokens, valid, target)))
+    loss_and_grad = jax.jit(jax.value_and_grad(lambda p: sft_loss(p, config, tokens, valid, 16)))  # the "answer": the last 8 tokens
     losses = []
     for _ in range(8):
         loss, grads = loss_and_grad(params)
@@ -84,3 +84,26 @@ def test_a_few_sft_steps_lower_the_loss_on_a_fixed_batch():
         params = optax.apply_updates(params, updates)
         losses.append(float(loss))
     assert losses[-1] < 0.8 * losses[0] and np.isclose(losses[0], np.log(128), rtol=0.05)
+
+
+def test_the_sft_loss_is_the_full_sequence_nll_of_the_answer_tokens():
+    """Scoring only the answer positions gives the loss (and gradient) of the full forward masked to them."""
+    config = NAMED_CONFIGS["tiny"].replace(num_hidden_layers=2, vocab_size=128)
+    params = init_params(config, seed=1)
+    rng = np.random.default_rng(1)
+    width, answer = 20, 6
+    tokens = jnp.asarray(rng.integers(5, 128, (3, width + answer)), jnp.int32)
+    valid = jnp.ones(tokens.shape, bool).at[0, :4].set(False).at[1, -2:].set(False)  # a left-padded prompt; an answer that ends early
+    mask = completion_mask(width, valid)
+
+    def full(p):
+        logprobs = sequence_logprobs(p, config, tokens, valid)
+        return -(logprobs * mask).sum() / mask.sum()
+
+    def scored(p):
+        return sft_loss(p, config, tokens, valid, width)
+
+    assert float(scored(params)) == pytest.approx(float(full(params)), rel=1e-5)
+    gaps = jax.tree_util.tree_map(lambda a, b: float(jnp.abs(a - b).max() / (jnp.abs(b).max() + 1e-12)), jax.grad(scored)(params),
+                                  jax.grad(full)(params))
+    assert max(jax.tree_util.tree_leaves(gaps)) < 1e-4

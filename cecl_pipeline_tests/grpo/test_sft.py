@@ -26,7 +26,8 @@ def data(tmp_path_factory):
 def test_only_the_answer_and_its_eos_are_trained_on(tmp_path_factory):
     tok, eos, d = data(tmp_path_factory)
     for row, target in enumerate(TARGETS):
-        scored = d.sequences[row, 1:][d.target_mask[row]]  # column t scores token t+1
+        assert d.prompt_width == 48
+        scored = d.sequences[row, 48:][d.valid[row, 48:]]  # sft_loss scores the valid tokens after the prompt
         assert scored[-1] == eos and tok.decode(scored[:-1].tolist()) == AnswerFormat().render(target)
         assert d.valid[row, :48].sum() == len(tok(PROMPTS[row], add_special_tokens=False)["input_ids"])
 
