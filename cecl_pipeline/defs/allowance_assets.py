@@ -4,20 +4,15 @@ Keyed, like the forecast it books, by the quarter-end Q. It also reads cecl_allo
 quarter was booked, for the roll-forward.
 """
 
-import warnings
-
 import dagster as dg
 
 from cecl_pipeline.defs.forward_assets import forward_forecasts
 from cecl_pipeline.defs.metadata import file_metadata, markdown_table, refuse
 from cecl_pipeline.defs.partitions import quarter_of, quarterly
+from cecl_pipeline.defs.policy import PREVIOUS_QUARTER
 from cecl_pipeline.defs.resources import DataPaths
 from cecl_pipeline.panel.errors import DropFileError
 from cecl_pipeline.settings import DEFAULT_REVERSION_QUARTERS, results_dir
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", dg.BetaWarning)
-    PREVIOUS_QUARTER = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True)
 
 
 class AllowanceConfig(dg.Config):
@@ -34,6 +29,7 @@ class AllowanceConfig(dg.Config):
 )
 def cecl_allowance(context: dg.AssetExecutionContext, config: AllowanceConfig, paths: DataPaths) -> dg.MaterializeResult:
     from cecl_pipeline.defs.allowance_run import book_quarter
+    from cecl_pipeline.forecast.report import png_data_uri
 
     quarter = quarter_of(context)
     try:
@@ -55,13 +51,7 @@ def cecl_allowance(context: dg.AssetExecutionContext, config: AllowanceConfig, p
         "by_segment": markdown_table(booking.by_segment.round(2), rows=50),
         "overlays": markdown_table(booking.overlays[["segment", "adjustment_bp", "amount", "reason", "approver"]].round(2), rows=50),
         "roll_forward": markdown_table(booking.roll_forward.round(2), rows=50),
-        "fan_chart": dg.MetadataValue.md(f"![fan chart]({_data_uri(booked.report.chart_path)})"),
+        "fan_chart": dg.MetadataValue.md(f"![fan chart]({png_data_uri(booked.report.chart_path)})"),
         "report": dg.MetadataValue.path(str(booked.report.markdown_path)),
         **file_metadata(booked.directory / "pools.parquet"),
     })
-
-
-def _data_uri(path) -> str:
-    from cecl_pipeline.forecast.report import png_data_uri
-
-    return png_data_uri(path)

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from cecl_pipeline.defs.forward_run import panels_through
 from cecl_pipeline.files import atomic_dir
@@ -15,7 +13,7 @@ from cecl_pipeline.forecast.allowance_report import AllowanceReport, write_repor
 from cecl_pipeline.forecast.booking import Booking, book
 from cecl_pipeline.panel.overlays import OVERLAY_COLUMNS, read_overlay_file
 from cecl_pipeline.panel.portfolio import read_portfolio_file
-from cecl_pipeline.panel.store import read_panels
+from cecl_pipeline.panel.store import read_panels, write_frame
 from cecl_pipeline.quarters import shift
 from cecl_pipeline.settings import DEFAULT_LOOKBACK, DataLayout
 
@@ -70,8 +68,7 @@ def save_booking(booking: Booking, directory: Path) -> Path:
     """pools, overlays and paths as Parquet, the directory replaced whole."""
     with atomic_dir(directory) as tmp:
         for name in SAVED:
-            frame = getattr(booking, name)
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None), tmp / f"{name}.parquet")
+            write_frame(getattr(booking, name), tmp / f"{name}.parquet")
     return directory
 
 

@@ -8,17 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from cecl_pipeline.defs.walkforward_run import serving_policy
-from cecl_pipeline.envs.registry import get_env
+from cecl_pipeline.envs.prompt_dataset import load_macro
+from cecl_pipeline.envs.registry import Env, get_env
 from cecl_pipeline.files import write_bytes_atomic
 from cecl_pipeline.forecast.forward import ForwardForecast, forecast_forward
 from cecl_pipeline.forecast.forward_scores import accepted_actuals, forward_metrics, read_forward, score_forward
 from cecl_pipeline.forecast.reversion import long_run_mean
+from cecl_pipeline.forecast.walkforward import POLICY_MODEL
 from cecl_pipeline.grpo.policy_store import PolicyStore
 from cecl_pipeline.panel.schema import MACRO_QUARTER, RATE_COLUMN
-from cecl_pipeline.panel.store import read_panels, write_parquet
+from cecl_pipeline.panel.store import read_panels, write_frame
 from cecl_pipeline.panel.windows import SERIES, forward_windows
 from cecl_pipeline.quarters import shift, to_ordinal
 from cecl_pipeline.settings import DEFAULT_LOOKBACK, DataLayout
@@ -37,7 +38,7 @@ def forecast_from_origin(origin: str, config, layout: DataLayout, store: PolicyS
     if len(windows.gaps):
         log(f"{len(windows.gaps)} series have gaps in {windows.history_quarters[0]}–{origin} and get no forward forecast")
     env = get_env(policy.env)
-    macro = macro_through(layout, origin) if env.needs_macro else None
+    macro = macro_through(layout, env, origin)
     return forecast_forward(windows, series_long_run_mean(history, windows.keys), policy.checkpoints, env, policy.settings, config.horizon,
                             layout.forward_parquet(origin), layout.forward_paths_parquet(origin), tuple(config.baselines), macro, log)
 
@@ -54,11 +55,10 @@ def series_long_run_mean(history: pd.DataFrame, keys: pd.DataFrame) -> np.ndarra
     return long_run_mean(wide.to_numpy(float))
 
 
-def macro_through(layout: DataLayout, origin: str) -> pd.DataFrame:
-    if not layout.macro_parquet.exists():
-        raise FileNotFoundError(f"the policy's env reads the macro table: materialize macro_history first (expected {layout.macro_parquet})")
-    macro = pq.read_table(layout.macro_parquet).to_pandas()
-    return macro[macro[MACRO_QUARTER].map(to_ordinal) <= to_ordinal(origin)]
+def macro_through(layout: DataLayout, env: Env, origin: str) -> pd.DataFrame | None:
+    """The macro rows dated at or before ``origin`` when ``env`` reads them, else None."""
+    macro = load_macro(layout, [env])
+    return None if macro is None else macro[macro[MACRO_QUARTER].map(to_ordinal) <= to_ordinal(origin)]
 
 
 @dataclass
@@ -72,22 +72,19 @@ class ForwardScores:
 
 def score_all_origins(layout: DataLayout, directory: Path) -> ForwardScores:
     """Every forward forecast's rows whose quarter has landed, scored; metrics per model and horizon written as CSV."""
-    import pyarrow as pa
-
     files = layout.forward_files()
     forecasts = read_forward(files)
     paths = pd.concat([pd.read_parquet(layout.forward_paths_parquet(f.parent.name), columns=["origin", "quarter", *SERIES, "value"])
                        for f in files], ignore_index=True)
     scored = score_forward(forecasts, accepted_actuals(layout, forecasts["quarter"].unique()), paths)
     metrics = forward_metrics(scored)
-    directory.mkdir(parents=True, exist_ok=True)
     metrics_path = directory / "scores.csv"
     write_bytes_atomic(metrics_path, metrics.to_csv(index=False).encode())
-    scored_path = write_parquet(pa.Table.from_pandas(scored, preserve_index=False).replace_schema_metadata(None), directory / "scored.parquet")
+    scored_path = write_frame(scored, directory / "scored.parquet")
     return ForwardScores(scored, metrics, sorted(forecasts["origin"].unique(), key=to_ordinal), metrics_path, scored_path)
 
 
 def policy_path_table(forecasts: pd.DataFrame) -> pd.DataFrame:
     """The policy's forecast path per segment: the mean over the segment's series of its point and 10/90 quantiles, per quarter."""
-    policy = forecasts[forecasts["model"] == "grpo_policy"]
+    policy = forecasts[forecasts["model"] == POLICY_MODEL]
     return policy.groupby(["segment", "quarter"], sort=True)[["point", "q10", "q90"]].mean().reset_index()

@@ -59,7 +59,7 @@ def build_prompt_dataset(layout: DataLayout, request: PromptRequest) -> PromptDa
     windows = build_windows(read_panels([layout.panel_parquet(q) for q in present]), read_panel(target_path), request.quarter, request.lookback)
     if len(windows.gaps):
         warnings.append(f"{len(windows.gaps)} series have gaps in {quarters[0]}–{quarters[-1]} and get no prompt (listed in the metadata)")
-    macro = _load_macro(layout, envs)
+    macro = load_macro(layout, envs)
     template = load_template(request)
     table = build_prompts(windows, envs, macro, template)
     path = write_parquet(table, layout.prompts_parquet(request.quarter))
@@ -76,7 +76,8 @@ def build_prompt_dataset(layout: DataLayout, request: PromptRequest) -> PromptDa
     )
 
 
-def _load_macro(layout: DataLayout, envs) -> pd.DataFrame | None:
+def load_macro(layout: DataLayout, envs) -> pd.DataFrame | None:
+    """The macro table when one of ``envs`` reads it, else None; a FileNotFoundError names the envs and the missing file."""
     readers = [env.name for env in envs if env.needs_macro]
     if not readers:
         return None

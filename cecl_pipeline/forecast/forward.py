@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from cecl_pipeline.challengers.names import CHALLENGERS
 from cecl_pipeline.challengers.registry import challenger_forecasts, check_names
@@ -41,7 +40,7 @@ from cecl_pipeline.forecast.walkforward import POLICY_MODEL, Checkpoint
 from cecl_pipeline.grpo.provenance import assert_not_trained_on
 from cecl_pipeline.panel.prompts import build_prompts
 from cecl_pipeline.panel.schema import MACRO_QUARTER
-from cecl_pipeline.panel.store import write_parquet
+from cecl_pipeline.panel.store import write_frame
 from cecl_pipeline.panel.windows import SERIES, Windows, assert_no_lookahead, history_quarters
 from cecl_pipeline.quarters import shift, to_ordinal
 
@@ -87,8 +86,8 @@ def forecast_forward(windows: Windows, long_run_mean: np.ndarray, checkpoints: l
                           ignore_index=True)
     means = windows.keys.assign(long_run_mean=np.asarray(long_run_mean, float))
     forecasts = forecasts.merge(means, on=SERIES, how="left", validate="many_to_one")
-    write_parquet(pa.Table.from_pandas(paths[PATH_COLUMNS], preserve_index=False).replace_schema_metadata(None), paths_path)
-    write_parquet(pa.Table.from_pandas(forecasts, preserve_index=False).replace_schema_metadata(None), forecasts_path)
+    write_frame(paths[PATH_COLUMNS], paths_path)
+    write_frame(forecasts, forecasts_path)
     return ForwardForecast(origin, forecasts, forecasts_path, paths_path, len(paths), float(paths["value"].notna().mean()),
                            time.perf_counter() - started)
 

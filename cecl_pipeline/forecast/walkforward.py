@@ -27,7 +27,7 @@ from cecl_pipeline.forecast.baselines import baseline_forecasts
 from cecl_pipeline.forecast.metrics import crps_from_samples, forecast_rows, metrics_table
 from cecl_pipeline.forecast.policy_samples import SampleSettings, checkpoint_hash, sample_checkpoint
 from cecl_pipeline.grpo.provenance import assert_not_trained_on
-from cecl_pipeline.panel.store import write_parquet
+from cecl_pipeline.panel.store import write_frame, write_parquet
 
 POLICY_MODEL = "grpo_policy"
 EXAMPLE_COLUMNS = ["prompt_id", "env", "entity_id", "segment", "target_quarter", "history_quarters", "history", "target", "system", "user"]
@@ -83,7 +83,7 @@ def forecast_quarter(quarter: str, prompts_path: Path, checkpoints: list[Checkpo
     samples = pd.concat([_member_samples(c, k, examples, env, quarter, settings, log) for k, c in enumerate(checkpoints)], ignore_index=True)
     forecasts = pd.concat([policy_forecasts(examples, samples, quarter), baseline_forecasts(examples, quarter, baselines)], ignore_index=True)
     write_parquet(audit_table(examples, samples, quarter), completions_path)
-    write_parquet(pa.Table.from_pandas(forecasts, preserve_index=False).replace_schema_metadata(None), forecasts_path)
+    write_frame(forecasts, forecasts_path)
     return QuarterForecast(quarter, forecasts, forecasts_path, completions_path, len(samples), float(samples["parsed"].notna().mean()),
                            time.perf_counter() - started)
 

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 
 from cecl_pipeline.panel.readers import read_macro_file, read_panel_file
-from cecl_pipeline.panel.store import find_drop_file, read_panel, write_panel, write_parquet
+from cecl_pipeline.panel.store import find_drop_file, read_panel, write_frame, write_panel
 from cecl_pipeline.panel.validation import CheckOutcome, PanelLimits, validate_macro, validate_panel
 from cecl_pipeline.quarters import shift
 from cecl_pipeline.settings import DataLayout
@@ -53,5 +52,4 @@ def ingest_macro(layout: DataLayout) -> IngestResult:
     macro = read_macro_file(layout.macro_csv)
     outcomes = validate_macro(macro)
     target = layout.macro_parquet if blocking_passed(outcomes) else layout.rejected_dir / layout.macro_parquet.name
-    table = pa.Table.from_pandas(macro, preserve_index=False).replace_schema_metadata(None)
-    return IngestResult(None, layout.macro_csv, macro, outcomes, write_parquet(table, target))
+    return IngestResult(None, layout.macro_csv, macro, outcomes, write_frame(macro, target))

@@ -55,6 +55,11 @@ def write_parquet(table: pa.Table, path: Path) -> Path:
     return path
 
 
+def write_frame(frame: pd.DataFrame, path: Path) -> Path:
+    """``frame`` (its index left out) as Parquet at ``path``, atomically, without pandas' schema metadata."""
+    return write_parquet(pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None), path)
+
+
 def write_panel(frame: pd.DataFrame, path: Path) -> Path:
     ordered = frame.sort_values(["entity_id", "segment"], kind="stable").reset_index(drop=True)
     return write_parquet(pa.Table.from_pandas(ordered, schema=PANEL_SCHEMA, preserve_index=False).replace_schema_metadata(None), path)
