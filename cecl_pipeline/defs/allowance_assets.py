@@ -28,10 +28,11 @@ class AllowanceConfig(dg.Config):
                 "and its reversion, overlays from raw/overlays/<Q>.csv listed apart, and the roll-forward from Q−1; report under results/allowance/<Q>.",
 )
 def cecl_allowance(context: dg.AssetExecutionContext, config: AllowanceConfig, paths: DataPaths) -> dg.MaterializeResult:
-    from cecl_pipeline.defs.allowance_run import book_quarter
+    from cecl_pipeline.defs.allowance_run import book_quarter, booking_inputs
     from cecl_pipeline.forecast.report import png_data_uri
 
     quarter = quarter_of(context)
+    inputs = booking_inputs(paths.layout(), quarter)  # hashed before booking: a file replaced meanwhile shows as changed
     try:
         booked = book_quarter(quarter, config.reversion_quarters, paths.layout(), results_dir() / "allowance" / quarter)
     except (FileNotFoundError, ValueError, DropFileError) as error:
@@ -53,5 +54,6 @@ def cecl_allowance(context: dg.AssetExecutionContext, config: AllowanceConfig, p
         "roll_forward": markdown_table(booking.roll_forward.round(2), rows=50),
         "fan_chart": dg.MetadataValue.md(f"![fan chart]({png_data_uri(booked.report.chart_path)})"),
         "report": dg.MetadataValue.path(str(booked.report.markdown_path)),
+        **inputs,
         **file_metadata(booked.directory / "pools.parquet"),
     })

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from cecl_pipeline.defs.forward_run import panels_through
-from cecl_pipeline.files import atomic_dir
+from cecl_pipeline.files import atomic_dir, sha256_file
 from cecl_pipeline.forecast.allowance_report import AllowanceReport, write_report
 from cecl_pipeline.forecast.booking import Booking, book
 from cecl_pipeline.panel.overlays import OVERLAY_COLUMNS, read_overlay_file
@@ -43,6 +43,12 @@ def book_quarter(quarter: str, reversion_quarters: int, layout: DataLayout, repo
     history = read_panels(panels_through(layout, quarter)[-DEFAULT_LOOKBACK:])
     report = write_report(booking, forecasts, history, reversion_quarters, report_dir, _notes(previous_quarter, previous is not None))
     return BookedQuarter(booking, report, directory, previous_quarter if previous is not None else None)
+
+
+def booking_inputs(layout: DataLayout, quarter: str) -> dict[str, str]:
+    """The sha256 of the portfolio and overlay files at ``quarter`` ("none" for a missing file): what a booking was made on."""
+    return {f"{name}_sha256": sha256_file(path) if path.is_file() else "none"
+            for name, path in (("portfolio", layout.portfolio_csv(quarter)), ("overlays", layout.overlays_csv(quarter)))}
 
 
 def _forward(layout: DataLayout, quarter: str) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from cecl_pipeline.defs.operations import checkpoint_cleanup, device_status, pol
 from cecl_pipeline.defs.panel_assets import macro_history, nco_panel
 from cecl_pipeline.defs.policy import grpo_policy
 from cecl_pipeline.defs.prompt_assets import nco_prompts
+from cecl_pipeline.defs.quarter_end_sensor import quarter_end_sensor
 from cecl_pipeline.defs.resources import DataPaths, JaxRuntime
 from cecl_pipeline.defs.schedules import quarterly_retrain_schedule
 from cecl_pipeline.defs.sensors import new_drop_file_sensor
@@ -22,7 +23,7 @@ defs = dg.Definitions(
             debug_rollouts, device_status, training_progress, checkpoint_cleanup, policy_validation],
     jobs=JOBS,
     schedules=[quarterly_retrain_schedule],
-    sensors=[new_drop_file_sensor],
+    sensors=[new_drop_file_sensor, quarter_end_sensor],
     resources={
         "paths": DataPaths(),
         "models": ModelCheckpoints(),

@@ -41,4 +41,11 @@ quarter_end = dg.define_asset_job(
                 "of every forward forecast whose quarters have landed.",
 )
 
-JOBS = [quarterly_retrain, ingest_quarter, convert_model, walkforward, quarter_end]
+train_policy = dg.define_asset_job(
+    "train_policy",
+    selection=dg.AssetSelection.assets(grpo_policy),
+    description="grpo_policy for one quarter, trained on every target before it; the quarter-end sensor runs it for the quarter "
+                "after the newest accepted panel.",
+)
+
+JOBS = [quarterly_retrain, ingest_quarter, convert_model, walkforward, train_policy, quarter_end]

@@ -5,6 +5,7 @@ import os
 
 import dagster as dg
 
+from cecl_pipeline.defs.automation_config import automation_run_config, job_assets
 from cecl_pipeline.defs.jobs import quarterly_retrain
 from cecl_pipeline.quarters import latest_due_quarter, quarter_end, shift, to_partition_key
 
@@ -34,4 +35,4 @@ def quarterly_retrain_schedule(context: dg.ScheduleEvaluationContext):
         return dg.SkipReason(f"quarterly_retrain for {quarter} was already requested (run {earlier[0].dagster_run.run_id}); "
                              f"the next is due {quarter_end(shift(quarter, 1)) + datetime.timedelta(days=days)}")
     return dg.RunRequest(run_key=f"quarterly_retrain:{quarter}", partition_key=to_partition_key(quarter),
-                         tags={SCHEDULED_QUARTER_TAG: quarter})
+                         run_config=automation_run_config(job_assets(quarterly_retrain)), tags={SCHEDULED_QUARTER_TAG: quarter})

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from cecl_pipeline.defs.automation_config import automation_run_config, job_assets
 from cecl_pipeline.defs.jobs import ingest_quarter, quarterly_retrain
 from cecl_pipeline.defs.resources import DataPaths
 from cecl_pipeline.panel.store import drop_file_versions
@@ -39,7 +40,7 @@ def new_drop_file_sensor(context: dg.SensorEvaluationContext, paths: DataPaths):
             context.log.warning(f"{paths.layout().raw_nco_dir / name}: not named for a quarter (e.g. 2019Q1.csv); ignored")
             continue
         requests.append(dg.RunRequest(run_key=f"{name}:{version}", job_name=job.name, partition_key=to_partition_key(quarter),
-                                      tags={"cecl/quarter": quarter, "cecl/drop_file": name}))
+                                      run_config=automation_run_config(job_assets(job)), tags={"cecl/quarter": quarter, "cecl/drop_file": name}))
     # The cursor holds every file's version, so each version triggers once, even across daemon restarts.
     context.update_cursor(json.dumps(current, sort_keys=True))
     return requests or dg.SkipReason(f"no new drop files in {paths.layout().raw_nco_dir}")

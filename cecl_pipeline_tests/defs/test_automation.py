@@ -6,8 +6,10 @@ import uuid
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from cecl_pipeline.definitions import defs
+from cecl_pipeline.defs.automation_config import AUTOMATION_RUN_CONFIG
 from cecl_pipeline.defs.resources import DataPaths
 from cecl_pipeline.defs.schedules import SCHEDULED_QUARTER_TAG, quarterly_retrain_schedule
 from cecl_pipeline.defs.sensors import new_drop_file_sensor
@@ -71,3 +73,17 @@ def test_new_data_can_launch_retraining_and_stray_files_are_ignored(synthetic_la
     monkeypatch.setenv("CECL_RETRAIN_ON_NEW_DATA", "1")
     requests = sense(instance).run_requests
     assert len(requests) == 16 and {r.job_name for r in requests} == {"quarterly_retrain"}
+
+
+def test_automated_runs_take_their_knobs_from_the_automation_config_file(synthetic_layout, instance, tmp_path, monkeypatch):
+    knobs = tmp_path / "automation.yaml"
+    knobs.write_text("ops:\n  grpo_policy:\n    config: {steps: 7}\n  forward_forecasts:\n    config: {samples: 2}\n")
+    monkeypatch.setenv(AUTOMATION_RUN_CONFIG, str(knobs))
+    (scheduled,) = tick(instance, "2024-05-15").run_requests
+    assert scheduled.run_config == {"ops": {"grpo_policy": {"config": {"steps": 7}}}}  # quarterly_retrain has no forward_forecasts
+    monkeypatch.setenv("CECL_RETRAIN_ON_NEW_DATA", "1")
+    assert {str(r.run_config) for r in sense(instance).run_requests} == {str(scheduled.run_config)}
+    monkeypatch.setenv(AUTOMATION_RUN_CONFIG, str(tmp_path / "missing.yaml"))
+    with pytest.raises(Exception, match="evaluation of schedule quarterly_retrain_schedule") as failure:
+        tick(instance, "2024-05-15")
+    assert f"{AUTOMATION_RUN_CONFIG}={tmp_path / 'missing.yaml'}: no such file" in str(failure.value.__cause__)
