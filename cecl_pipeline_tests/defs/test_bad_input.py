@@ -14,6 +14,9 @@ template folder. Each case copies it, replaces the 2019Q1 drop file with a malfo
 Row numbers are not hard-coded: each builder finds them in the bytes it wrote (with the ``csv``
 module's own line counting, or the position in the Parquet table read back).
 
+The files an allowance is booked on (portfolio, overlays) have their own corpus in
+test_bad_booking_input.py, whose template needs a trained policy.
+
 """
 
 from __future__ import annotations
