@@ -138,7 +138,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         check_horizon(args.horizon)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    return _report(forecast_from(q.label(args.origin), policy_run_config(args.set), args.horizon, args.samples))
+    return _report(forecast_from(q.label(args.origin), policy_run_config(args.set), args.horizon, args.samples, args.scenario or []))
 
 
 def materialized(asset: str, quarter: str) -> bool:
@@ -150,7 +150,7 @@ def materialized(asset: str, quarter: str) -> bool:
     return q.to_partition_key(quarter) in home_instance().get_materialized_partitions(dg.AssetKey(asset))
 
 
-def forecast_from(origin: str, policy_config: dict | None, horizon: int, samples: int) -> list:
+def forecast_from(origin: str, policy_config: dict | None, horizon: int, samples: int, scenarios: list[str] | None = None) -> list:
     """The runs behind `cecl forecast`, each printed as it ends; the forecast's policy path per segment printed last."""
     from cecl_pipeline.defs.runs import materialize
 
@@ -160,7 +160,7 @@ def forecast_from(origin: str, policy_config: dict | None, horizon: int, samples
         print(f"grpo_policy {serving}, the policy trained on every target up to {origin}, is not materialized yet: training it first")
         runs.append(materialize(["grpo_policy"], serving, run_config=policy_config))
         print(runs[-1].line())
-    forward = {"ops": {"forward_forecasts": {"config": {"horizon": horizon, "samples": samples}}}}
+    forward = {"ops": {"forward_forecasts": {"config": {"horizon": horizon, "samples": samples, "scenarios": scenarios or []}}}}
     for selection, quarter, config in ((["forward_forecasts"], origin, forward), (["forward_scores"], None, None)):
         if runs and not runs[-1].success:
             break
@@ -218,9 +218,9 @@ def _print_forward(origin: str) -> None:
     path = data_layout().forward_parquet(origin)
     table = policy_path_table(pd.read_parquet(path))
     print(f"forecast from {origin} (grpo_policy, mean over each segment's series: median [10%–90%], % annualized):")
-    for segment, rows in table.groupby("segment", sort=True):
+    for (scenario, segment), rows in table.groupby(["scenario", "segment"], sort=True):
         steps = " · ".join(f"{r.quarter} {r.point:.2f} [{r.q10:.2f}–{r.q90:.2f}]" for r in rows.itertuples())
-        print(f"  {segment}: {steps}")
+        print(f"  {segment} ({scenario}): {steps}")
     print(f"forecasts: {path} (every path step in paths.parquet); scores once actuals land: {results_dir() / 'forward' / 'scores.csv'}")
 
 
@@ -510,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--origin", required=True, help="the quarter-end to forecast from, e.g. 2024Q4 (its panel must be accepted)")
     fc.add_argument("--horizon", type=int, default=DEFAULT_HORIZON, help="quarters to forecast past the origin, 1–12 (default %(default)s)")
     fc.add_argument("--samples", type=int, default=DEFAULT_PATHS, help="sampled paths per series (default %(default)s)")
+    fc.add_argument("--scenario", action="append", metavar="KEY",
+                    help="a stored scenario (raw/scenarios/<KEY>.csv) for an env that reads macro data; repeat for several "
+                         "(default: every stored one that starts the quarter after the origin)")
     fc.add_argument("--set", action="append", metavar="KNOB=VALUE", help="a grpo_policy knob, used if the policy must be trained first")
     fc.set_defaults(func=cmd_forecast)
 

@@ -40,6 +40,10 @@ class DataLayout:
         """The pools the allowance at quarter-end Q is booked on (``panel.portfolio``)."""
         return self.root / "raw" / "portfolio" / f"{quarter}.csv"
 
+    def scenario_weights_csv(self, quarter: str) -> Path:
+        """The probability weight of each scenario forecast at quarter-end Q (``panel.scenario_weights``)."""
+        return self.root / "raw" / "scenario_weights" / f"{quarter}.csv"
+
     def overlays_csv(self, quarter: str) -> Path:
         """Qualitative adjustments at quarter-end Q (``panel.overlays``); optional."""
         return self.root / "raw" / "overlays" / f"{quarter}.csv"

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 
+import pandas as pd
+
 from cecl_pipeline.bootstrap.synthetic import DEFAULT_FIRST, DEFAULT_LAST, synthesize_macro, synthesize_panel
 from cecl_pipeline.bootstrap.synthetic_portfolio import synthesize_portfolio
+from cecl_pipeline.bootstrap.synthetic_scenarios import DEFAULT_WEIGHTS, synthesize_scenarios
 from cecl_pipeline.panel.importer import write_csv_atomic, write_drop_file
+from cecl_pipeline.panel.scenarios import store_scenario
 from cecl_pipeline.panel.store import drop_file_quarters
 from cecl_pipeline.settings import DataLayout
 
@@ -20,7 +24,8 @@ def synthetic_allowed() -> bool:
 
 
 def write_synthetic(layout: DataLayout, n_banks: int = DEFAULT_BANKS, seed: int = DEFAULT_SEED, first: str = DEFAULT_FIRST, last: str = DEFAULT_LAST) -> int:
-    """Write the synthetic panel as one drop file per quarter, raw/macro.csv and the last quarter's portfolio; returns the row count."""
+    """Write the synthetic panel as one drop file per quarter, raw/macro.csv, and for the last quarter its portfolio, a baseline and
+    a severely adverse scenario starting the quarter after, and their weights; returns the row count."""
     macro = synthesize_macro(first, last, seed)
     panel = synthesize_panel(n_banks, first, last, seed, macro=macro)
     for _, rows in panel.groupby("quarter", sort=True):
@@ -28,6 +33,11 @@ def write_synthetic(layout: DataLayout, n_banks: int = DEFAULT_BANKS, seed: int 
     write_csv_atomic(macro, layout.macro_csv)
     keys = panel.loc[panel["quarter"] == last, ["entity_id", "segment"]]
     write_csv_atomic(synthesize_portfolio(keys, seed), layout.portfolio_csv(last))
+    scenarios = synthesize_scenarios(macro)
+    for scenario in scenarios:
+        store_scenario(scenario, layout.scenarios_dir)
+    weights = pd.DataFrame({"scenario": [s.key for s in scenarios], "weight": [DEFAULT_WEIGHTS[s.name] for s in scenarios]})
+    write_csv_atomic(weights, layout.scenario_weights_csv(last))
     return len(panel)
 
 

@@ -50,6 +50,7 @@ def cecl_allowance(context: dg.AssetExecutionContext, config: AllowanceConfig, p
         "reversion_quarters": config.reversion_quarters,
         "rolled_forward_from": booked.previous or "none (first booking)",
         "by_segment": markdown_table(booking.by_segment.round(2), rows=50),
+        "by_scenario": markdown_table(booking.by_scenario.round(2), rows=50),
         "overlays": markdown_table(booking.overlays[["segment", "adjustment_bp", "amount", "reason", "approver"]].round(2), rows=50),
         "roll_forward": markdown_table(booking.roll_forward.round(2), rows=50),
         "fan_chart": dg.MetadataValue.md(f"![fan chart]({png_data_uri(booked.report.chart_path)})"),

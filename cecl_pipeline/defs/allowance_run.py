@@ -13,6 +13,7 @@ from cecl_pipeline.forecast.allowance_report import AllowanceReport, write_repor
 from cecl_pipeline.forecast.booking import Booking, book
 from cecl_pipeline.panel.overlays import OVERLAY_COLUMNS, read_overlay_file
 from cecl_pipeline.panel.portfolio import read_portfolio_file
+from cecl_pipeline.panel.scenario_weights import read_weights_file
 from cecl_pipeline.panel.store import read_panels, write_frame
 from cecl_pipeline.quarters import shift
 from cecl_pipeline.settings import DEFAULT_LOOKBACK, DataLayout
@@ -38,17 +39,30 @@ def book_quarter(quarter: str, reversion_quarters: int, layout: DataLayout, repo
     overlays = read_overlay_file(overlays_path, pools["segment"].unique()) if overlays_path.exists() else _no_overlays()
     previous_quarter = shift(quarter, -1)
     previous = read_booking(layout.allowance_dir(previous_quarter))
-    booking = book(quarter, pools, forecasts, overlays, reversion_quarters, previous)
+    booking = book(quarter, pools, forecasts, overlays, reversion_quarters, previous, scenario_weights(layout, quarter, forecasts))
     directory = save_booking(booking, layout.allowance_dir(quarter))
     history = read_panels(panels_through(layout, quarter)[-DEFAULT_LOOKBACK:])
     report = write_report(booking, forecasts, history, reversion_quarters, report_dir, _notes(previous_quarter, previous is not None))
     return BookedQuarter(booking, report, directory, previous_quarter if previous is not None else None)
 
 
+def scenario_weights(layout: DataLayout, quarter: str, forecasts: pd.DataFrame) -> dict[str, float]:
+    """The weight of each scenario of the forecast: 1 for a lone (or unconditional) one, else from raw/scenario_weights/<Q>.csv."""
+    scenarios = sorted(forecasts["scenario"].unique())
+    if len(scenarios) == 1:
+        return {scenarios[0]: 1.0}
+    path = layout.scenario_weights_csv(quarter)
+    if not path.exists():
+        raise FileNotFoundError(f"no scenario weights for {quarter} at {path}: the forecast has scenarios {', '.join(scenarios)}; "
+                                "write one row per scenario with columns scenario, weight (summing to 1)")
+    return read_weights_file(path, scenarios)
+
+
 def booking_inputs(layout: DataLayout, quarter: str) -> dict[str, str]:
     """The sha256 of the portfolio and overlay files at ``quarter`` ("none" for a missing file): what a booking was made on."""
     return {f"{name}_sha256": sha256_file(path) if path.is_file() else "none"
-            for name, path in (("portfolio", layout.portfolio_csv(quarter)), ("overlays", layout.overlays_csv(quarter)))}
+            for name, path in (("portfolio", layout.portfolio_csv(quarter)), ("overlays", layout.overlays_csv(quarter)),
+                               ("scenario_weights", layout.scenario_weights_csv(quarter)))}
 
 
 def _forward(layout: DataLayout, quarter: str) -> pd.DataFrame:
@@ -91,4 +105,4 @@ def _notes(previous_quarter: str, has_previous: bool) -> list[str]:
     return [start,
             "Amounts are in the portfolio's currency units; loss rates are annualized NCO rates in % (a quarter loses rate/400 of its "
             "average balance).",
-            "The forecast is the policy's median path; its env reads no macro data, so it is not yet conditioned on a scenario."]
+            "The forecast is the policy's median path, per scenario; an env that reads no macro data gives one unconditional forecast."]

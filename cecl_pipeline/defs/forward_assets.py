@@ -38,6 +38,7 @@ class ForwardConfig(WalkforwardConfig):
     horizon: int = DEFAULT_HORIZON  # quarters past the origin, 1–12: the reasonable-and-supportable horizon
     samples: int = DEFAULT_PATHS  # sampled paths per series and member
     baselines: list[str] = FORWARD_CHALLENGERS  # add ar1_garch11 here to forecast with it too
+    scenarios: list[str] = []  # stored scenario keys (raw/scenarios/<key>.csv); empty: every one whose path starts at Q+1
 
 
 @dg.asset(
@@ -66,6 +67,7 @@ def forward_forecasts(context: dg.AssetExecutionContext, config: ForwardConfig, 
         "origin": origin,
         "quarters": f"{quarters[0]}–{quarters[-1]}",
         "series": int(result.forecasts[["entity_id", "segment"]].drop_duplicates().shape[0]),
+        "scenarios": ", ".join(result.forecasts["scenario"].unique()),
         "path_steps": result.completions,
         "parse_rate": dg.MetadataValue.float(round(result.parse_rate, 4)),
         "policy_by_segment": markdown_table(policy_path_table(result.forecasts).round(4), rows=60),
@@ -89,9 +91,9 @@ def forward_scores(context: dg.AssetExecutionContext, paths: DataPaths) -> dg.Ma
         scores = score_all_origins(paths.layout(), results_dir() / "forward")
     except FileNotFoundError as error:
         raise refuse(error) from None
-    policy = scores.metrics[scores.metrics["model"] == "grpo_policy"].set_index("horizon")["mae"]
+    policy = scores.metrics[scores.metrics["model"] == "grpo_policy"].set_index(["scenario", "horizon"])["mae"]
     context.log.info(f"forward_scores: {len(scores.scored)} rows scored from {len(scores.origins)} origin(s); "
-                     f"policy MAE by horizon {', '.join(f'{h}: {m:.3f}' for h, m in policy.items()) or 'none yet'}")
+                     f"policy MAE by scenario and horizon {', '.join(f'{s} h{h}: {m:.3f}' for (s, h), m in policy.items()) or 'none yet'}")
     return dg.MaterializeResult(metadata={
         "origins": ", ".join(scores.origins),
         "scored_rows": len(scores.scored),

@@ -18,6 +18,7 @@ from cecl_pipeline.forecast.forward_scores import accepted_actuals, forward_metr
 from cecl_pipeline.forecast.reversion import long_run_mean
 from cecl_pipeline.forecast.walkforward import POLICY_MODEL
 from cecl_pipeline.grpo.policy_store import PolicyStore
+from cecl_pipeline.panel.scenarios import read_stored_scenarios, scenarios_from
 from cecl_pipeline.panel.schema import MACRO_QUARTER, RATE_COLUMN
 from cecl_pipeline.panel.store import read_panels, write_frame
 from cecl_pipeline.panel.windows import SERIES, forward_windows
@@ -39,8 +40,12 @@ def forecast_from_origin(origin: str, config, layout: DataLayout, store: PolicyS
         log(f"{len(windows.gaps)} series have gaps in {windows.history_quarters[0]}–{origin} and get no forward forecast")
     env = get_env(policy.env)
     macro = macro_through(layout, env, origin)
+    scenarios = scenarios_from(read_stored_scenarios(layout.scenarios_dir), list(config.scenarios), origin) if env.needs_macro else {}
+    if config.scenarios and not env.needs_macro:
+        log(f"env {env.name} reads no macro data: one unconditional forecast serves every scenario ({', '.join(config.scenarios)})")
     return forecast_forward(windows, series_long_run_mean(history, windows.keys), policy.checkpoints, env, policy.settings, config.horizon,
-                            layout.forward_parquet(origin), layout.forward_paths_parquet(origin), tuple(config.baselines), macro, log)
+                            layout.forward_parquet(origin), layout.forward_paths_parquet(origin), tuple(config.baselines), macro, log,
+                            scenarios)
 
 
 def panels_through(layout: DataLayout, origin: str) -> list[Path]:
@@ -74,7 +79,7 @@ def score_all_origins(layout: DataLayout, directory: Path) -> ForwardScores:
     """Every forward forecast's rows whose quarter has landed, scored; metrics per model and horizon written as CSV."""
     files = layout.forward_files()
     forecasts = read_forward(files)
-    paths = pd.concat([pd.read_parquet(layout.forward_paths_parquet(f.parent.name), columns=["origin", "quarter", *SERIES, "value"])
+    paths = pd.concat([pd.read_parquet(layout.forward_paths_parquet(f.parent.name), columns=["origin", "scenario", "quarter", *SERIES, "value"])
                        for f in files], ignore_index=True)
     scored = score_forward(forecasts, accepted_actuals(layout, forecasts["quarter"].unique()), paths)
     metrics = forward_metrics(scored)
@@ -85,6 +90,6 @@ def score_all_origins(layout: DataLayout, directory: Path) -> ForwardScores:
 
 
 def policy_path_table(forecasts: pd.DataFrame) -> pd.DataFrame:
-    """The policy's forecast path per segment: the mean over the segment's series of its point and 10/90 quantiles, per quarter."""
+    """The policy's forecast path per scenario and segment: the mean over the segment's series of its point and 10/90 quantiles, per quarter."""
     policy = forecasts[forecasts["model"] == POLICY_MODEL]
-    return policy.groupby(["segment", "quarter"], sort=True)[["point", "q10", "q90"]].mean().reset_index()
+    return policy.groupby(["scenario", "segment", "quarter"], sort=True)[["point", "q10", "q90"]].mean().reset_index()

@@ -7,7 +7,7 @@ each once its input is newer than its own last materialization:
    is built from that panel;
 2. ``quarter_end`` for Q (forward_forecasts[Q], then cecl_allowance[Q] when raw/portfolio/<Q>.csv
    exists, then forward_scores);
-3. ``cecl_allowance[Q]`` alone, when the portfolio or overlay file changed since it was booked.
+3. ``cecl_allowance[Q]`` alone, when the portfolio, overlay or scenario-weights file changed since it was booked.
 
 It reads state, not events: each tick looks at what is materialized, so a missed tick or a daemon
 restart loses nothing, and run keys make every step run once per input version. A failed step is not
@@ -108,7 +108,7 @@ def newest_accepted_panel(instance: dg.DagsterInstance) -> tuple[str, dg.EventLo
 
 def booked_on(allowance: dg.EventLogRecord) -> dict[str, str]:
     """The portfolio and overlay hashes an allowance materialization records."""
-    return {name: _metadata_text(allowance, name) for name in ("portfolio_sha256", "overlays_sha256")}
+    return {name: _metadata_text(allowance, name) for name in ("portfolio_sha256", "overlays_sha256", "scenario_weights_sha256")}
 
 
 def chain_in_flight(instance: dg.DagsterInstance) -> str:

@@ -17,8 +17,9 @@ import math
 
 import numpy as np
 
+from cecl_pipeline.panel.scenario_weights import WEIGHT_TOLERANCE
+
 QUARTERS_PER_YEAR = 4
-WEIGHT_TOLERANCE = 1e-9
 
 
 def life_quarters(remaining_life) -> int:

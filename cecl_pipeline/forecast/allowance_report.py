@@ -3,7 +3,8 @@
 It holds the allowance by segment, the overlays listed apart from the model with their reasons and
 approvers, the roll-forward from last quarter, and a fan chart per segment: the segment's history,
 the policy's forecast with its 10–90 band over the horizon, and the loss-rate path the allowance
-uses after it (the straight line back to the long-run mean). Written whole into one directory,
+uses after it (the straight line back to the long-run mean), one colour per scenario; and the
+model allowance under each scenario beside the probability-weighted one. Written whole into one directory,
 replaced atomically, so a reader never sees half a report.
 """
 
@@ -27,6 +28,7 @@ from cecl_pipeline.forecast.walkforward import POLICY_MODEL
 from cecl_pipeline.quarters import shift
 
 FAN_CHART = "fan_chart.png"
+COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:brown")
 DPI = 90
 
 
@@ -46,8 +48,8 @@ def headline(booking: Booking, reversion_quarters: int, horizon: int) -> str:
 
 def sections(booking: Booking) -> dict[str, pd.DataFrame]:
     overlays = booking.overlays[["segment", "adjustment_bp", "amount", "reason", "approver"]]
-    return {"Allowance by segment": booking.by_segment, "Qualitative adjustments (overlays)": overlays,
-            "Roll-forward from last quarter": booking.roll_forward}
+    return {"Allowance by segment": booking.by_segment, "Model allowance by scenario": booking.by_scenario,
+            "Qualitative adjustments (overlays)": overlays, "Roll-forward from last quarter": booking.roll_forward}
 
 
 def write_report(booking: Booking, forecasts: pd.DataFrame, history: pd.DataFrame, reversion_quarters: int, directory: Path,
@@ -82,25 +84,28 @@ def html_page(booking: Booking, title: str, summary: str, notes: list[str], char
 
 
 def fan_chart(booking: Booking, forecasts: pd.DataFrame, history: pd.DataFrame, reversion_quarters: int, path: Path) -> Path:
-    """One panel per segment: history, the forecast's median and 10–90 band, then the reverting path; means over the segment's series."""
+    """One panel per segment: history, then per scenario the forecast's median and 10–90 band and the reverting path;
+    means over the segment's series."""
     policy = forecasts[forecasts["model"] == POLICY_MODEL]
     segments = sorted(booking.pools["segment"].unique())
     figure, axes = plt.subplots(len(segments), 1, figsize=(8, 2.6 * len(segments)), squeeze=False)
     horizon = int(policy["horizon"].max())
-    reverting = booking.paths[booking.paths["quarter_ahead"] > horizon]
-    reverting = reverting[reverting["quarter_ahead"] <= horizon + max(reversion_quarters, 1) + 2]
+    reverting = booking.paths[(booking.paths["quarter_ahead"] > horizon)
+                              & (booking.paths["quarter_ahead"] <= horizon + max(reversion_quarters, 1) + 2)]
     for axis, segment in zip(axes[:, 0], segments, strict=True):
         past = history[history["segment"] == segment].groupby("quarter")["nco_rate"].mean()
-        ahead = policy[policy["segment"] == segment].groupby("horizon")[["point", "q10", "q90"]].mean()
-        after = reverting[reverting["segment"] == segment].groupby("quarter_ahead")["loss_rate"].mean()
         origin = len(past) - 1
         axis.plot(range(len(past)), past.to_numpy(), color="black", label="history (mean of series)")
-        axis.plot([origin, *(origin + ahead.index)], [past.iloc[-1], *ahead["point"]], color="tab:blue", label="forecast median")
-        axis.fill_between(origin + ahead.index, ahead["q10"], ahead["q90"], color="tab:blue", alpha=0.25, label="10–90% of paths")
-        if len(after):
-            axis.plot([origin + horizon, *(origin + after.index)], [ahead["point"].iloc[-1], *after], color="tab:orange", linestyle="--",
-                      label="reversion to long-run mean")
-        ticks = list(range(0, origin + len(ahead) + len(after) + 1, 4))
+        for colour, (scenario, rows) in zip(COLOURS, policy[policy["segment"] == segment].groupby("scenario", sort=True), strict=False):
+            ahead = rows.groupby("horizon")[["point", "q10", "q90"]].mean()
+            mine = reverting[(reverting["segment"] == segment) & (reverting["scenario"] == scenario)]
+            after = mine.groupby("quarter_ahead")["loss_rate"].mean()
+            axis.plot([origin, *(origin + ahead.index)], [past.iloc[-1], *ahead["point"]], color=colour, label=f"{scenario}: median")
+            axis.fill_between(origin + ahead.index, ahead["q10"], ahead["q90"], color=colour, alpha=0.2, label=f"{scenario}: 10–90% of paths")
+            if len(after):
+                axis.plot([origin + horizon, *(origin + after.index)], [ahead["point"].iloc[-1], *after], color=colour, linestyle="--",
+                          label=f"{scenario}: reversion to long-run mean")
+        ticks = list(range(0, origin + horizon + max(reversion_quarters, 1) + 3, 4))
         axis.set_xticks(ticks, [shift(past.index[0], t) for t in ticks], fontsize=8)
         axis.set_title(segment, fontsize=10)
         axis.set_ylabel("NCO rate, % ann.", fontsize=8)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cecl_pipeline.forecast.allowance import life_quarters, lifetime_loss
+from cecl_pipeline.forecast.allowance import check_weights, life_quarters, lifetime_loss, probability_weighted
 from cecl_pipeline.forecast.reversion import reversion_path
 from cecl_pipeline.forecast.walkforward import POLICY_MODEL
 from cecl_pipeline.panel.portfolio import COST, LIFE, POOL_KEY, PREPAYMENT
@@ -43,7 +43,8 @@ class Booking:
     overlays: pd.DataFrame  # one row per adjustment, with its amount
     by_segment: pd.DataFrame  # cost, model allowance, overlays and the allowance per segment, with a total row
     roll_forward: pd.DataFrame  # per segment and in total: previous allowance, the three effects, this allowance
-    paths: pd.DataFrame  # per pool and future quarter k = 1 … life: the loss rate used (forecast, then reversion)
+    paths: pd.DataFrame  # per scenario, pool and future quarter k = 1 … life: the loss rate used (forecast, then reversion)
+    by_scenario: pd.DataFrame  # per segment and in total: the model allowance under each scenario, its weight, and the weighted one
 
 
 def policy_paths(forecasts: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
@@ -64,23 +65,59 @@ def policy_paths(forecasts: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.S
     return paths, means, source
 
 
+@dataclass
+class ScenarioLoss:
+    """One scenario's lifetime loss per pool, the rate paths behind it, its first forecast quarter and where its path came from."""
+
+    loss: np.ndarray
+    rates: np.ndarray
+    forecast_next: np.ndarray
+    source: np.ndarray
+
+
 def book(quarter: str, pools: pd.DataFrame, forecasts: pd.DataFrame, overlays: pd.DataFrame, reversion_quarters: int,
-         previous: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> Booking:
-    """The allowance at quarter-end ``quarter`` for ``pools`` (``panel.portfolio``), from ``forward_forecasts[quarter]``."""
-    paths, means, source = policy_paths(forecasts)
+         previous: tuple[pd.DataFrame, pd.DataFrame] | None = None, weights: dict[str, float] | None = None) -> Booking:
+    """The allowance at quarter-end ``quarter`` for ``pools`` (``panel.portfolio``), from ``forward_forecasts[quarter]``.
+
+    Each scenario of the forecast gives a lifetime loss per pool; the model allowance is their
+    ``weights``-weighted sum (a forecast with one scenario needs no weights).
+    """
+    scenarios = list(dict.fromkeys(forecasts["scenario"]))
+    weights = weights if weights is not None else ({scenarios[0]: 1.0} if len(scenarios) == 1 else {})
+    check_weights(weights, scenarios)
     index = pd.MultiIndex.from_frame(pools[POOLS])
-    forecast = paths.reindex(index)
-    _check_covered(pools, forecast, quarter)
-    quarters = max(life_quarters(pools[LIFE]), forecast.shape[1])
-    rates = reversion_path(forecast.to_numpy(float), means.reindex(index).to_numpy(float), reversion_quarters, quarters)
-    loss = lifetime_loss(rates, pools[COST], pools[LIFE], pools[PREPAYMENT])
+    means = forecasts.groupby(POOLS)["long_run_mean"].first().reindex(index).to_numpy(float)
+    losses = {s: scenario_loss(forecasts[forecasts["scenario"] == s], pools, index, means, reversion_quarters, quarter) for s in scenarios}
+    loss = probability_weighted({s: r.loss for s, r in losses.items()}, weights)
     booked = pools[[*POOLS, COST, LIFE, PREPAYMENT]].assign(
-        forecast_source=source.reindex(index).to_numpy(), forecast_next=forecast.iloc[:, 0].to_numpy(float),
-        long_run_mean=means.reindex(index).to_numpy(float), model_allowance=loss,
+        forecast_source=["; ".join(dict.fromkeys(v)) for v in zip(*(r.source for r in losses.values()), strict=True)],
+        forecast_next=sum(weights[s] * r.forecast_next for s, r in losses.items()),
+        long_run_mean=means, model_allowance=loss,
         loss_rate_pct=np.where(pools[COST] > 0, loss / pools[COST].where(pools[COST] > 0) * 100, 0.0))
     amounts = overlay_amounts(overlays, booked)
     by_segment = segment_table(booked, amounts)
-    return Booking(quarter, booked, amounts, by_segment, roll_forward(booked, amounts, previous), _long_paths(pools, rates))
+    paths = pd.concat([_long_paths(pools, r.rates).assign(scenario=s) for s, r in losses.items()], ignore_index=True)
+    return Booking(quarter, booked, amounts, by_segment, roll_forward(booked, amounts, previous), paths,
+                   scenario_table(booked, losses, weights))
+
+
+def scenario_loss(forecasts: pd.DataFrame, pools: pd.DataFrame, index: pd.MultiIndex, means: np.ndarray, reversion_quarters: int,
+                  quarter: str) -> ScenarioLoss:
+    """One scenario's forecast, reverted to the long-run means and lost on each pool's amortizing balance."""
+    paths, _, source = policy_paths(forecasts)
+    forecast = paths.reindex(index)
+    _check_covered(pools, forecast, quarter)
+    quarters = max(life_quarters(pools[LIFE]), forecast.shape[1])
+    rates = reversion_path(forecast.to_numpy(float), means, reversion_quarters, quarters)
+    loss = lifetime_loss(rates, pools[COST], pools[LIFE], pools[PREPAYMENT])
+    return ScenarioLoss(loss, rates, forecast.iloc[:, 0].to_numpy(float), source.reindex(index).to_numpy())
+
+
+def scenario_table(pools: pd.DataFrame, losses: dict[str, ScenarioLoss], weights: dict[str, float]) -> pd.DataFrame:
+    """Per segment and in total: the model allowance under each scenario (weight in the header) and the weighted one."""
+    frame = pools[["segment"]].assign(**{f"{s} (weight {weights[s]:g})": r.loss for s, r in losses.items()}, weighted=pools["model_allowance"])
+    table = frame.groupby("segment", sort=True).sum()
+    return pd.concat([table, table.sum().to_frame("total").T]).rename_axis("segment").reset_index()
 
 
 def _check_covered(pools: pd.DataFrame, forecast: pd.DataFrame, quarter: str) -> None:

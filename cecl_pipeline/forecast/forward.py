@@ -13,8 +13,15 @@ The challengers forecast the same quarters with the same recursion, feeding back
 forecast. Their band is the one-step Gaussian band at Q+1 only: the fits do not carry their
 multi-step variance through the recursion, and a band built as if they did would be too narrow.
 
-Nothing dated after Q enters: the windows come from panels up to Q (``forward_windows`` asserts
-it), macro rows after Q are refused, and a policy trained on targets at Q+1 or later is refused.
+Scenarios: an env that reads macro data shows, for each forecast quarter, the macro line of that
+quarter (``panel.prompts.target_macro_line``), which in training held the realised values. Forward,
+the quarters after Q take their macro rows from a scenario's path, so the policy is sampled once per
+scenario (with the same seeds: the scenarios differ by their conditions, not by their noise) and every
+row carries its ``scenario``. An env that reads no macro data gives one forecast, ``unconditional``.
+
+Nothing dated after Q enters but the scenario's path: the windows come from panels up to Q
+(``forward_windows`` asserts it), realised macro rows after Q are refused, and a policy trained on
+targets at Q+1 or later is refused.
 Two Parquet files are written, each atomically: ``paths.parquet`` (the audit trail), then
 ``forecasts.parquet``, the long table ``forward_scores`` scores once actuals land.
 """
@@ -44,7 +51,8 @@ from cecl_pipeline.panel.store import write_frame
 from cecl_pipeline.panel.windows import SERIES, Windows, assert_no_lookahead, history_quarters
 from cecl_pipeline.quarters import shift, to_ordinal
 
-PATH_COLUMNS = ["origin", "quarter", "horizon", "entity_id", "segment", "model_id", "checkpoint_hash", "member", "path", "prompt_id",
+UNCONDITIONAL = "unconditional"  # the scenario of a forecast whose env reads no macro data
+PATH_COLUMNS = ["origin", "scenario", "quarter", "horizon", "entity_id", "segment", "model_id", "checkpoint_hash", "member", "path", "prompt_id",
                 "model_input", "completion", "value", "continued_at"]
 
 
@@ -67,22 +75,27 @@ def check_horizon(horizon: int) -> int:
 
 def forecast_forward(windows: Windows, long_run_mean: np.ndarray, checkpoints: list[Checkpoint], env: Env, settings: SampleSettings,
                      horizon: int, forecasts_path: Path, paths_path: Path, baselines: tuple[str, ...] = CHALLENGERS,
-                     macro: pd.DataFrame | None = None, log: Callable[[str], None] = print) -> ForwardForecast:
-    """Paths Q+1 … Q+H for every series of ``windows`` (history up to the origin Q) from every checkpoint, beside the challengers."""
+                     macro: pd.DataFrame | None = None, log: Callable[[str], None] = print,
+                     scenarios: dict[str, pd.DataFrame] | None = None) -> ForwardForecast:
+    """Paths Q+1 … Q+H for every series of ``windows`` (history up to the origin Q) from every checkpoint, beside the challengers;
+    once per scenario (name → its macro path from Q+1) when ``env`` reads macro data."""
     origin = shift(windows.target_quarter, -1)
     check_horizon(horizon)
     if not checkpoints:
         raise ValueError(f"no policy checkpoints to forecast from {origin} with")
     if macro is not None:
         assert_no_lookahead(macro[MACRO_QUARTER], windows.target_quarter, "the macro covariates")
+    conditions = scenario_conditions(env, origin, horizon, macro, scenarios or {})
     for checkpoint in checkpoints:
         assert_not_trained_on(checkpoint.path, [windows.target_quarter])
     started = time.perf_counter()
     log(f"forward from {origin}: {len(windows)} series × {settings.samples} paths × {len(checkpoints)} member(s), "
-        f"{windows.target_quarter}–{shift(origin, horizon)}")
-    paths = pd.concat([member_paths(c, k, windows, env, settings, horizon, macro, log) for k, c in enumerate(checkpoints)],
-                      ignore_index=True)
-    forecasts = pd.concat([policy_rows(windows, paths, origin, horizon), challenger_rows(windows, check_names(baselines), origin, horizon)],
+        f"{windows.target_quarter}–{shift(origin, horizon)}, scenario(s) {', '.join(conditions)}")
+    paths = pd.concat([member_paths(c, k, windows, env, settings, horizon, table, log).assign(scenario=name)
+                       for name, table in conditions.items() for k, c in enumerate(checkpoints)], ignore_index=True)
+    challengers = challenger_rows(windows, check_names(baselines), origin, horizon)
+    forecasts = pd.concat([frame.assign(scenario=name) for name in conditions
+                           for frame in (policy_rows(windows, paths[paths["scenario"] == name], origin, horizon), challengers)],
                           ignore_index=True)
     means = windows.keys.assign(long_run_mean=np.asarray(long_run_mean, float))
     forecasts = forecasts.merge(means, on=SERIES, how="left", validate="many_to_one")
@@ -90,6 +103,26 @@ def forecast_forward(windows: Windows, long_run_mean: np.ndarray, checkpoints: l
     write_frame(forecasts, forecasts_path)
     return ForwardForecast(origin, forecasts, forecasts_path, paths_path, len(paths), float(paths["value"].notna().mean()),
                            time.perf_counter() - started)
+
+
+def scenario_conditions(env: Env, origin: str, horizon: int, macro: pd.DataFrame | None,
+                        scenarios: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame | None]:
+    """Scenario name → the macro table its prompts read: realised up to the origin, then the scenario's path for the horizon."""
+    if not env.needs_macro:
+        return {UNCONDITIONAL: macro}
+    if not scenarios:
+        raise ValueError(f"env {env.name} reads macro data: a forecast from {origin} needs a scenario whose path starts {shift(origin, 1)} "
+                         "(cecl import-scenario FILE, then name it in the forward_forecasts config)")
+    wanted = [shift(origin, h) for h in range(1, horizon + 1)]
+    tables = {}
+    for name, path in scenarios.items():
+        covered = path[MACRO_QUARTER].tolist()[:horizon]
+        if covered != wanted:
+            raise ValueError(f"scenario {name!r} covers {covered[0] if covered else 'nothing'}–{covered[-1] if covered else ''}: a forecast "
+                             f"from {origin} over {horizon} quarters needs {wanted[0]}–{wanted[-1]}, one row each")
+        realised = macro if macro is not None else path.iloc[:0]
+        tables[name] = pd.concat([realised, path.iloc[:horizon][realised.columns.intersection(path.columns)]], ignore_index=True)
+    return tables
 
 
 def member_paths(checkpoint: Checkpoint, member: int, windows: Windows, env: Env, settings: SampleSettings, horizon: int,

@@ -2,7 +2,7 @@
 
 A row of ``forward_forecasts[Q]`` (origin Q, quarter Q+h) is scored when quarter Q+h has an accepted
 panel: the actual is that panel's rate for the series, and the metrics are the walk-forward's
-(``forecast.metrics``), per model and horizon. ``last`` stays the value at the origin, so
+(``forecast.metrics``), per scenario, model and horizon. ``last`` stays the value at the origin, so
 directional accuracy at Q+h asks whether the forecast called the move from Q. CRPS: the policy's
 from its sampled paths, a challenger's Gaussian where it gave a band (Q+1), else |error|.
 """
@@ -21,7 +21,7 @@ from cecl_pipeline.panel.store import read_panels
 from cecl_pipeline.panel.windows import SERIES
 from cecl_pipeline.settings import DataLayout
 
-KEYS = ["origin", "quarter", *SERIES]
+KEYS = ["origin", "scenario", "quarter", *SERIES]
 
 
 def read_forward(files: list[Path]) -> pd.DataFrame:
@@ -60,5 +60,5 @@ def path_samples(paths: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
 
 
 def forward_metrics(scored: pd.DataFrame) -> pd.DataFrame:
-    """The walk-forward's metrics per model and horizon over every scored forward row."""
-    return metrics_table(scored, by=["horizon"])
+    """The walk-forward's metrics per scenario, model and horizon over every scored forward row."""
+    return metrics_table(scored, by=["scenario", "horizon"])

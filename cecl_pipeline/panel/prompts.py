@@ -133,7 +133,8 @@ def history_lines(windows: Windows, shared: SharedColumns, macro: pd.DataFrame |
 
 
 def enhanced_table(windows: Windows, shared: SharedColumns, macro: pd.DataFrame | None = None, macro_columns=DEFAULT_MACRO_COLUMNS) -> pa.Array:
-    """A pipe table: quarter | nco_rate | qoq | yoy | mean_4q | macro covariates, one line per history quarter."""
+    """A pipe table: quarter | nco_rate | qoq | yoy | mean_4q | macro covariates, one line per history quarter; then the
+    target quarter's macro line (see ``target_macro_line``)."""
     h = windows.history
     macro_rows = _macro_rows(windows, macro, macro_columns)
     columns = ["quarter", "nco_rate", "qoq_change", "yoy_change", "mean_4q", *macro_columns]
@@ -149,15 +150,31 @@ def enhanced_table(windows: Windows, shared: SharedColumns, macro: pd.DataFrame 
                 " | ",
             )
         )
+    lines.append(pa.scalar(target_macro_line(windows.target_quarter, macro, macro_columns)))
     return join_lines(lines)
 
 
+def target_macro_line(target: str, macro: pd.DataFrame | None, macro_columns) -> str:
+    """The macro covariates of the target quarter itself, the line a scenario conditions on.
+
+    In training and the walk-forward it holds the realised values (the macro table reaches the
+    target); in a forward forecast, the scenario's path for that quarter. No charge-off value is in it.
+    """
+    row = _macro_rows_at(macro, macro_columns, [target])
+    values = ", ".join(f"{c} {_macro_value(row, target, c)}" for c in macro_columns)
+    return f"Macro conditions in {target}: {values}"
+
+
 def _macro_rows(windows: Windows, macro: pd.DataFrame | None, macro_columns) -> pd.DataFrame:
+    used = _macro_rows_at(macro, macro_columns, windows.history_quarters)
+    assert_no_lookahead(used.index, windows.target_quarter, "the macro covariates")
+    return used
+
+
+def _macro_rows_at(macro: pd.DataFrame | None, macro_columns, quarters) -> pd.DataFrame:
     if macro is None:
         return pd.DataFrame(columns=[*macro_columns]).rename_axis(MACRO_QUARTER)
-    used = macro[macro[MACRO_QUARTER].isin(windows.history_quarters)]
-    assert_no_lookahead(used[MACRO_QUARTER], windows.target_quarter, "the macro covariates")
-    return used.set_index(MACRO_QUARTER)
+    return macro[macro[MACRO_QUARTER].isin(quarters)].set_index(MACRO_QUARTER)
 
 
 def _macro_value(rows: pd.DataFrame, quarter: str, column: str) -> str:

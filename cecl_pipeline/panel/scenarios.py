@@ -117,3 +117,25 @@ def store_scenario(scenario: Scenario, directory: Path) -> Path:
     with atomic_path(path) as tmp:
         scenario.path.assign(scenario=scenario.name).to_csv(tmp, index=False)
     return path
+
+
+def read_stored_scenarios(directory: Path) -> dict[str, Scenario]:
+    """Every scenario ``store_scenario`` wrote under ``directory``, by key (empty when there is none)."""
+    stored = {}
+    for path in sorted(Path(directory).glob("*.csv")):
+        table = pd.read_csv(path, dtype={MACRO_QUARTER: "string", "source_file": "string", "scenario": "string"})
+        stored[path.stem] = Scenario(str(table["scenario"].iloc[0]), table.drop(columns=["scenario"]))
+    return stored
+
+
+def scenarios_from(stored: dict[str, Scenario], names: list[str], origin: str) -> dict[str, pd.DataFrame]:
+    """The named stored scenarios (all that start at Q+1 when none is named), key → path; a named one must start at Q+1."""
+    unknown = [n for n in names if n not in stored]
+    if unknown:
+        raise ValueError(f"no stored scenario {', '.join(map(repr, unknown))}: the stored ones are {', '.join(stored) or 'none'} "
+                         "(cecl import-scenario FILE stores one)")
+    if names:
+        for name in names:
+            check_starts_after(stored[name], origin)
+        return {name: stored[name].path for name in names}
+    return {key: s.path for key, s in stored.items() if s.quarters[0] == shift(origin, 1)}

@@ -171,3 +171,18 @@ def test_the_synthetic_default_writes_a_portfolio_for_its_last_quarter_that_the_
         rows = pools[pools["segment"] == segment]
         assert rows["remaining_life_quarters"].between(0.8 * life - 0.05, 1.2 * life + 0.05).all() and (rows["prepayment_rate"] == prepayment).all()
     assert not synthetic_layout.portfolio_csv("2019Q3").exists()
+
+
+def test_the_synthetic_default_writes_a_baseline_and_a_severely_adverse_scenario_from_the_quarter_after_its_last(synthetic_layout):
+    from cecl_pipeline.panel.scenario_weights import read_weights_file
+    from cecl_pipeline.panel.scenarios import read_stored_scenarios, scenarios_from
+
+    stored = read_stored_scenarios(synthetic_layout.scenarios_dir)
+    assert sorted(stored) == ["synthetic_baseline", "synthetic_severely_adverse"]
+    paths = scenarios_from(stored, [], "2019Q4")  # both start at 2020Q1, the quarter after the panel's last
+    assert sorted(paths) == sorted(stored) and all(len(p) == 13 for p in paths.values())
+    baseline, adverse = (paths[k].set_index("quarter") for k in ("synthetic_baseline", "synthetic_severely_adverse"))
+    assert adverse.loc["2021Q2", "unemployment_rate"] - baseline.loc["2021Q2", "unemployment_rate"] == pytest.approx(4.5)
+    assert (adverse["house_price_index"] < baseline["house_price_index"]).all()
+    weights = read_weights_file(synthetic_layout.scenario_weights_csv("2019Q4"), stored)
+    assert weights == {"synthetic_baseline": 0.8, "synthetic_severely_adverse": 0.2}

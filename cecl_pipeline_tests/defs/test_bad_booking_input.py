@@ -1,8 +1,9 @@
 """The bad-input corpus, second part: the files an allowance is booked on (issue 17, item 9).
 
-A template is built once per module: 8 synthetic banks up to 2019Q2, grpo_policy[2019Q3] trained
-small, forward_forecasts[2019Q2], and cecl_allowance[2019Q2] booked on a good portfolio and overlay
-file. Each case copies the data folder, replaces the portfolio or the overlays with a malformed file
+A template is built once per module: 8 synthetic banks up to 2019Q2, a baseline and a severely
+adverse scenario from 2019Q3, grpo_policy[2019Q3] trained small on the macro env, forward_forecasts[2019Q2]
+under both scenarios, and cecl_allowance[2019Q2] booked on a good portfolio, overlay and weights file.
+Each case copies the data folder, replaces one of those files with a malformed one
 and runs ``cecl_allowance[2019Q2]`` as one real Dagster run. Then, whatever the case:
 
 * the step fails with a ``dg.Failure`` whose description names the file, the row (CSV line, header
@@ -26,18 +27,20 @@ import pytest
 from cecl_pipeline.defs.runs import run_assets
 from cecl_pipeline.files import sha256_file
 from cecl_pipeline.settings import DataLayout
-from cecl_pipeline_tests.defs.policy_inputs import build_inputs, run_log, run_policy, use_inputs
+from cecl_pipeline_tests.defs.policy_inputs import MACRO_ENV, build_inputs, run_log, run_policy, store_scenarios_after, use_inputs
 
 QUARTER = "2019Q2"
 FORWARD = {"ops": {"forward_forecasts": {"config": {"samples": 2, "horizon": 2}}}}
 PORTFOLIO_HEADER = "entity_id,segment,amortized_cost,remaining_life_quarters,prepayment_rate"
 OVERLAY_HEADER = "segment,adjustment_bp,reason,approver"
+WEIGHTS_HEADER = "scenario,weight"
 
 
 @dataclass(frozen=True)
 class Template:
     data: Path
     pools: pd.DataFrame  # the good portfolio's entity_id and segment
+    scenarios: list[str]  # the forecast's scenario keys, sorted
     hashes: dict[str, str]  # the accepted booking's files → sha256
 
 
@@ -54,15 +57,17 @@ def template(tmp_path_factory) -> Template:
         use_inputs(inputs, root / "checkpoints", mp)
         mp.setenv("CECL_RESULTS_DIR", str(root / "results"))
         layout = DataLayout(inputs / "data")
-        assert run_policy("2019Q3", instance).success
+        scenarios = sorted(s.key for s in store_scenarios_after(layout, QUARTER))
+        assert run_policy("2019Q3", instance, **MACRO_ENV).success
         made = run_assets(["forward_forecasts"], QUARTER, instance, run_config=FORWARD)
         assert made.success, run_log(instance, made)[-3000:]
         pools = pd.read_parquet(layout.forward_parquet(QUARTER))[["entity_id", "segment"]].drop_duplicates().head(4)
         write_rows(layout.portfolio_csv(QUARTER), PORTFOLIO_HEADER, [f"{e},{s},1000,6,0.05" for e, s in pools.itertuples(index=False)])
         write_rows(layout.overlays_csv(QUARTER), OVERLAY_HEADER, [f"{pools['segment'].iloc[0]},25,model limitation,CRO"])
+        write_rows(layout.scenario_weights_csv(QUARTER), WEIGHTS_HEADER, [f"{scenarios[0]},0.7", f"{scenarios[1]},0.3"])
         booked = run_assets(["cecl_allowance"], QUARTER, instance)
         assert booked.success, run_log(instance, booked)[-3000:]
-        return Template(layout.root, pools.reset_index(drop=True), _hashes(layout.allowance_dir(QUARTER)))
+        return Template(layout.root, pools.reset_index(drop=True), scenarios, _hashes(layout.allowance_dir(QUARTER)))
 
 
 @pytest.fixture
@@ -114,6 +119,19 @@ def overlay_case(row: str, column: str, reason: str) -> Case:
     return case
 
 
+def weights_case(weights: tuple[str, str], column: str, reason: str, row: int | None = 3) -> Case:
+    """A weights file giving the two scenarios ``weights`` (text, so bad values can be written)."""
+    def case(layout: DataLayout, template: Template) -> Expect:
+        write_rows(layout.scenario_weights_csv(QUARTER), WEIGHTS_HEADER, [f"{s},{w}" for s, w in zip(template.scenarios, weights, strict=True)])
+        return Expect(layout.scenario_weights_csv(QUARTER), row, column, reason)
+    return case
+
+
+def weights_for_an_unknown_scenario(layout: DataLayout, template: Template) -> Expect:
+    write_rows(layout.scenario_weights_csv(QUARTER), WEIGHTS_HEADER, [f"{template.scenarios[0]},0.7", "upside,0.3"])
+    return Expect(layout.scenario_weights_csv(QUARTER), 3, "scenario", "not a scenario of this forecast")
+
+
 def portfolio_without_life(layout: DataLayout, template: Template) -> Expect:
     rows = [",".join(r.split(",")[:3]) for r in good_pools(template)]
     write_rows(layout.portfolio_csv(QUARTER), "entity_id,segment,amortized_cost", rows)
@@ -135,6 +153,10 @@ CASES: dict[str, Case] = {
     "overlay_without_reason": overlay_case("{s},10,,CFO", "reason", "missing value"),
     "overlay_unknown_segment": overlay_case("auto_loans,10,new product,CFO", "segment", "unknown segment"),
     "overlay_text_in_bp": overlay_case("{s},ten,late data,CFO", "adjustment_bp", "not a number"),
+    "weights_not_summing_to_one": weights_case(("0.7", "0.2"), "weight", "sum to 0.9, not 1", row=None),
+    "negative_weight": weights_case(("1.3", "-0.3"), "weight", "≥ 0"),
+    "weight_as_percent_text": weights_case(("70%", "30%"), "weight", "not a number", row=2),
+    "weights_for_an_unknown_scenario": weights_for_an_unknown_scenario,
 }
 
 

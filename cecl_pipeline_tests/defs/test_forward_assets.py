@@ -18,7 +18,7 @@ from cecl_pipeline.grpo.policy_store import PolicyStore
 from cecl_pipeline.panel.store import read_panel
 from cecl_pipeline.panel.text_format import format_rate
 from cecl_pipeline.settings import DataLayout
-from cecl_pipeline_tests.defs.policy_inputs import build_inputs, run_log, run_policy, use_inputs
+from cecl_pipeline_tests.defs.policy_inputs import MACRO_ENV, build_inputs, run_log, run_policy, store_scenarios_after, use_inputs
 
 SAMPLES, HORIZON = 3, 2
 FORWARD = {"ops": {"forward_forecasts": {"config": {"samples": SAMPLES, "horizon": HORIZON}}}}
@@ -124,3 +124,39 @@ def book_the_allowance_then_refuse_a_bad_portfolio(layout: DataLayout, instance,
     said = failure.step_failure_data.user_failure_data.description
     assert "2019Q2.csv" in said and "row 2, column 'amortized_cost'" in said and "≥ 0" in said
     assert sha256_file(layout.allowance_dir("2019Q2") / "pools.parquet") == before
+
+
+@pytest.mark.slow
+def test_a_macro_env_forecasts_each_scenario_from_its_path_and_the_allowance_weights_them(inputs, instance):
+    scenarios = store_scenarios_after(inputs, "2019Q2")  # both start 2019Q3, the quarter after the origin
+    assert run_policy("2019Q3", instance, **MACRO_ENV).success
+    made = run_assets(["forward_forecasts"], "2019Q2", instance, run_config=FORWARD)
+    assert made.success, run_log(instance, made)[-3000:]
+    keys = sorted(s.key for s in scenarios)
+    forecasts = pd.read_parquet(inputs.forward_parquet("2019Q2"))
+    assert sorted(forecasts["scenario"].unique()) == keys
+    paths = pd.read_parquet(inputs.forward_paths_parquet("2019Q2"))
+    for scenario in scenarios:
+        first = paths[(paths["scenario"] == scenario.key) & (paths["horizon"] == 1)]
+        line = f"Macro conditions in 2019Q3: unemployment_rate {scenario.path['unemployment_rate'].iloc[0]:.2f}, "
+        assert first["model_input"].str.contains(line, regex=False).all()
+        second = paths[(paths["scenario"] == scenario.key) & (paths["horizon"] == 2)]
+        assert second["model_input"].str.contains(f"2019Q3 | [^\n]* | {scenario.path['unemployment_rate'].iloc[0]:.2f} |").all()
+
+    portfolio = forecasts[["entity_id", "segment"]].drop_duplicates().head(4).assign(amortized_cost=1000.0, remaining_life_quarters=6.0)
+    inputs.portfolio_csv("2019Q2").parent.mkdir(parents=True, exist_ok=True)
+    portfolio.to_csv(inputs.portfolio_csv("2019Q2"), index=False)
+    refused = run_assets(["cecl_allowance"], "2019Q2", instance)
+    assert not refused.success
+    (failure,) = refused.get_step_failure_events()
+    assert f"no scenario weights for 2019Q2 at {inputs.scenario_weights_csv('2019Q2')}" in failure.step_failure_data.user_failure_data.description
+    inputs.scenario_weights_csv("2019Q2").parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"scenario": keys, "weight": [0.6, 0.4]}).to_csv(inputs.scenario_weights_csv("2019Q2"), index=False)
+    booked = run_assets(["cecl_allowance"], "2019Q2", instance)
+    assert booked.success, run_log(instance, booked)[-3000:]
+    saved = pd.read_parquet(inputs.allowance_dir("2019Q2") / "paths.parquet")
+    by_scenario = saved.groupby("scenario")["loss_rate"].size()
+    assert sorted(by_scenario.index) == keys and by_scenario.nunique() == 1
+    (materialization,) = booked.asset_materializations_for_node("cecl_allowance")
+    table = materialization.metadata["by_scenario"].value
+    assert f"{keys[0]} (weight 0.6)" in table and f"{keys[1]} (weight 0.4)" in table and "weighted" in table

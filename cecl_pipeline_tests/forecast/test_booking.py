@@ -10,13 +10,14 @@ from cecl_pipeline.forecast.booking import MissingForecastError, book
 ORIGIN = "2024Q4"
 
 
-def forecasts(rows: dict[tuple[str, str], tuple[list[float], float]]) -> pd.DataFrame:
+def forecasts(rows: dict[tuple[str, str], tuple[list[float], float]], scenario: str = "unconditional") -> pd.DataFrame:
     """Policy rows for each series: its point per horizon and its long-run mean (plus a challenger row that must be ignored)."""
     frames = []
     for (entity, segment), (points, mean) in rows.items():
         for h, point in enumerate(points, 1):
             for model, value in (("grpo_policy", point), ("persistence", 99.0)):
-                frames.append({"entity_id": entity, "segment": segment, "model": model, "horizon": h, "point": value, "long_run_mean": mean})
+                frames.append({"entity_id": entity, "segment": segment, "model": model, "horizon": h, "point": value, "long_run_mean": mean,
+                               "scenario": scenario})
     return pd.DataFrame(frames)
 
 
@@ -85,3 +86,21 @@ def test_a_pool_without_a_forecast_is_refused_naming_its_row():
     pools = portfolio([("A", "cards", 1000.0, 4.0, 0.0), ("Z", "cards", 10.0, 4.0, 0.0)])
     with pytest.raises(MissingForecastError, match=r"portfolio\.csv: 1 pool\(s\) .*row 3 \(Z / cards\)"):
         book(ORIGIN, pools, forecasts({("A", "cards"): ([2.0], 2.0)}), NO_OVERLAYS, 4)
+
+
+def test_scenarios_are_booked_each_and_weighted_by_probability():
+    pools = portfolio([("A", "cards", 1000.0, 2.0, 0.0)])
+    both = pd.concat([forecasts({("A", "cards"): ([2.0, 2.0], 2.0)}, "baseline"), forecasts({("A", "cards"): ([6.0, 10.0], 2.0)}, "adverse")])
+    booked = book(ORIGIN, pools, both, NO_OVERLAYS, 0, weights={"baseline": 0.75, "adverse": 0.25})
+    baseline, adverse = 2 / 400 * 750 + 2 / 400 * 250, 6 / 400 * 750 + 10 / 400 * 250  # two quarters of a balance running off
+    assert booked.pools["model_allowance"].iloc[0] == pytest.approx(0.75 * baseline + 0.25 * adverse)
+    table = booked.by_scenario.set_index("segment")
+    assert table.loc["total", "baseline (weight 0.75)"] == pytest.approx(baseline)
+    assert table.loc["total", "adverse (weight 0.25)"] == pytest.approx(adverse)
+    assert table.loc["cards", "weighted"] == pytest.approx(0.75 * baseline + 0.25 * adverse)
+    assert booked.paths.groupby("scenario")["loss_rate"].apply(list).to_dict() == {"baseline": [2.0, 2.0], "adverse": [6.0, 10.0]}
+    assert booked.pools["forecast_next"].iloc[0] == pytest.approx(0.75 * 2.0 + 0.25 * 6.0)
+    with pytest.raises(ValueError, match="must sum to 1"):
+        book(ORIGIN, pools, both, NO_OVERLAYS, 0, weights={"baseline": 0.75, "adverse": 0.5})
+    with pytest.raises(ValueError, match=r"no weight for \['adverse', 'baseline'\]"):
+        book(ORIGIN, pools, both, NO_OVERLAYS, 0)

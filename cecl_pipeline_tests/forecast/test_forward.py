@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from cecl_pipeline.envs.registry import get_env
-from cecl_pipeline.forecast.forward import challenger_rows, check_horizon, forecast_forward, policy_rows
+from cecl_pipeline.forecast.forward import UNCONDITIONAL, challenger_rows, check_horizon, forecast_forward, policy_rows, scenario_conditions
 from cecl_pipeline.forecast.forward_scores import forward_metrics, score_forward
 from cecl_pipeline.forecast.policy_samples import SampleSettings
 from cecl_pipeline.forecast.walkforward import Checkpoint
@@ -91,12 +91,13 @@ def test_a_policy_trained_on_the_first_forecast_quarter_is_refused(tmp_path):
 
 def test_scores_use_the_forecast_as_written_and_only_quarters_that_landed():
     forecasts = pd.DataFrame({
-        "origin": "2019Q4", "quarter": ["2020Q1", "2020Q2", "2020Q1"], "horizon": [1, 2, 1], "entity_id": "a", "segment": "cards",
+        "origin": "2019Q4", "scenario": "unconditional", "quarter": ["2020Q1", "2020Q2", "2020Q1"], "horizon": [1, 2, 1], "entity_id": "a", "segment": "cards",
         "model": ["grpo_policy", "grpo_policy", "auto_ets"], "last": 1.0, "scale": 0.1, "point": [1.2, 1.5, 1.1],
         "q10": [1.0, 1.1, 0.9], "q50": [1.2, 1.5, 1.1], "q90": [1.4, 1.9, 1.3], "std": [np.nan, np.nan, 0.2],
     })
     actuals = pd.DataFrame({"entity_id": ["a"], "segment": ["cards"], "quarter": ["2020Q1"], "actual": [1.3]})
-    paths = pd.DataFrame({"origin": "2019Q4", "quarter": "2020Q1", "entity_id": "a", "segment": "cards", "value": [1.0, 1.2, np.nan]})
+    paths = pd.DataFrame({"origin": "2019Q4", "scenario": "unconditional", "quarter": "2020Q1", "entity_id": "a", "segment": "cards",
+                          "value": [1.0, 1.2, np.nan]})
     scored = score_forward(forecasts, actuals, paths).set_index("model")
     assert set(scored["quarter"]) == {"2020Q1"} and scored.loc["grpo_policy", "point"] == 1.2
     samples = np.array([1.0, 1.2])
@@ -105,3 +106,29 @@ def test_scores_use_the_forecast_as_written_and_only_quarters_that_landed():
     assert scored.loc["auto_ets", "crps"] < abs(1.1 - 1.3)  # a Gaussian's CRPS is below its point's error here
     metrics = forward_metrics(scored.reset_index()).set_index("model")
     assert metrics.loc["grpo_policy", "mae"] == pytest.approx(0.1) and metrics.loc["grpo_policy", "directional_accuracy"] == 1.0
+
+
+def scenario(first: str, quarters: int, unemployment: float) -> pd.DataFrame:
+    return pd.DataFrame({"quarter": quarter_range(first, "2030Q4")[:quarters], "unemployment_rate": unemployment})
+
+
+def test_each_scenario_conditions_the_horizon_on_its_own_path_after_the_realised_macro():
+    realised = pd.DataFrame({"quarter": ["2019Q3", "2019Q4"], "unemployment_rate": [3.6, 3.5]})
+    paths = {"baseline": scenario("2020Q1", 13, 3.7), "adverse": scenario("2020Q1", 13, 9.0)}
+    tables = scenario_conditions(get_env("nco_enhanced"), "2019Q4", 2, realised, paths)
+    assert tables["adverse"]["quarter"].tolist() == ["2019Q3", "2019Q4", "2020Q1", "2020Q2"]
+    assert tables["adverse"]["unemployment_rate"].tolist() == [3.6, 3.5, 9.0, 9.0]
+    assert tables["baseline"]["unemployment_rate"].tolist() == [3.6, 3.5, 3.7, 3.7]
+    # an env that reads no macro data gives one forecast, whatever the scenarios
+    assert list(scenario_conditions(get_env("nco_adjust"), "2019Q4", 2, None, paths)) == [UNCONDITIONAL]
+
+
+@pytest.mark.parametrize(("paths", "message"), [
+    ({}, "env nco_enhanced reads macro data: a forecast from 2019Q4 needs a scenario whose path starts 2020Q1"),
+    ({"late": scenario("2020Q2", 13, 5.0)}, "scenario 'late' covers 2020Q2–2020Q4: a forecast from 2019Q4 over 3 quarters needs 2020Q1–2020Q3"),
+    ({"short": scenario("2020Q1", 2, 5.0)}, "scenario 'short' covers 2020Q1–2020Q2: a forecast from 2019Q4 over 3 quarters needs 2020Q1–2020Q3"),
+])
+def test_a_scenario_that_does_not_cover_the_horizon_from_the_next_quarter_is_refused(paths, message):
+    with pytest.raises(ValueError) as refused:
+        scenario_conditions(get_env("nco_enhanced"), "2019Q4", 3, None, paths)
+    assert message in str(refused.value)

@@ -56,13 +56,17 @@ def test_every_env_every_series_with_history_and_target(built):
     assert "2019Q1:" not in row.user and "2019Q1 |" not in row.prompt
 
 
-def test_enhanced_prompt_carries_changes_and_macro_of_the_history_only(built):
+def test_enhanced_prompt_carries_changes_history_macro_and_the_target_quarters_macro_line(built):
     table = pd.read_parquet(build_prompt_dataset(built, PromptRequest("2019Q1", envs=("nco_enhanced",))).path)
     macro = pd.read_parquet(built.macro_parquet).set_index("quarter")
     user = table.iloc[0].user
     assert "qoq_change" in user and "mean_4q" in user and "unemployment_rate" in user
     assert "2018Q4 |" in user and f"| {macro.loc['2018Q4', 'unemployment_rate']:.2f} |" in user
-    assert f"{macro.loc['2019Q1', 'vix']:.2f}\n" not in user.split("2018Q4 |")[1]
+    history_rows, target_line = user.split("2018Q4 |")[1].split("Macro conditions in 2019Q1: ")
+    assert "2019Q1 |" not in user and f"{macro.loc['2019Q1', 'vix']:.2f}" not in history_rows
+    # the realised macro of the target quarter, where a forward forecast shows the scenario's path; no rate of 2019Q1
+    assert target_line.startswith(f"unemployment_rate {macro.loc['2019Q1', 'unemployment_rate']:.2f}, ")
+    assert f"vix {macro.loc['2019Q1', 'vix']:.2f}\n" in target_line
     history = np.asarray(table.iloc[0].history)
     change = rates(np.array([history[-1] - history[-2]]), signed=True).to_pylist()[0]
     assert f"2018Q4 | {format_rate(history[-1])} | {change} |" in user

@@ -4,7 +4,14 @@ import pandas as pd
 import pytest
 
 from cecl_pipeline.panel.errors import DropFileError
-from cecl_pipeline.panel.scenarios import PUBLISHED_COLUMNS, check_starts_after, read_scenario_file, store_scenario
+from cecl_pipeline.panel.scenarios import (
+    PUBLISHED_COLUMNS,
+    check_starts_after,
+    read_scenario_file,
+    read_stored_scenarios,
+    scenarios_from,
+    store_scenario,
+)
 from cecl_pipeline.panel.schema import MACRO_COLUMNS
 from cecl_pipeline_tests.conftest import SHARED_DATA
 
@@ -74,3 +81,21 @@ def test_a_stored_scenario_reads_back_under_its_key(tmp_path):
     stored = pd.read_csv(path)
     assert stored["quarter"].tolist() == scenario.quarters and stored["vix"].tolist() == scenario.path["vix"].tolist()
     assert set(stored["scenario"]) == {"Supervisory Severely Adverse"}
+
+
+
+def test_stored_scenarios_are_chosen_by_name_or_by_their_first_quarter(tmp_path):
+    for name in ("fed_2025_baseline_domestic", "fed_2025_severely_adverse_domestic"):
+        store_scenario(read_scenario_file(SCENARIOS / f"{name}.csv"), tmp_path)
+    stored = read_stored_scenarios(tmp_path)
+    assert sorted(stored) == ["supervisory_baseline", "supervisory_severely_adverse"]
+    original = read_scenario_file(SCENARIOS / "fed_2025_baseline_domestic.csv")
+    pd.testing.assert_frame_equal(stored["supervisory_baseline"].path, original.path, check_dtype=False)
+    origin = original.quarters[0]  # "2025Q1" starts a forecast from 2024Q4
+    before = f"{int(origin[:4]) - 1}Q4"
+    assert sorted(scenarios_from(stored, [], before)) == sorted(stored)
+    assert scenarios_from(stored, [], origin) == {}  # none starts the quarter after
+    with pytest.raises(ValueError, match=r"fed_2025_baseline_domestic.csv: row 2, column 'Date': the scenario 'Supervisory Baseline' starts"):
+        scenarios_from(stored, ["supervisory_baseline"], origin)
+    with pytest.raises(ValueError, match="no stored scenario 'upside': the stored ones are supervisory_baseline, supervisory_severely_adverse"):
+        scenarios_from(stored, ["upside"], before)
