@@ -2,8 +2,19 @@
 # Create or update .venv exactly as uv.lock says. Needs only python3 (3.11) and pip.
 #   --test-reference   also install PyTorch (CPU), the numerical reference the tests compare against
 #   --bench-reference  as --test-reference, plus TRL (scripts/bench-reference.txt) for benchmarks/grpo_step.py
+#   --cuda             also install CUDA JAX (the lock's `cuda` extra: JAX's CUDA 12 plugin and CUDA libraries from pip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+REFERENCE=""
+EXTRAS=()
+for arg in "$@"; do
+  case "$arg" in
+    --test-reference|--bench-reference) REFERENCE="$arg" ;;
+    --cuda) EXTRAS=(--extra cuda) ;;
+    *) echo "setup: unknown option $arg (expected --test-reference, --bench-reference or --cuda)" >&2; exit 2 ;;
+  esac
+done
 
 UV_VERSION=0.13.9
 TORCH_VERSION=2.13.0
@@ -15,10 +26,12 @@ if ! "$TOOLS/bin/uv" --version 2>/dev/null | grep -q "^uv $UV_VERSION"; then
 fi
 # Never download an interpreter: use the machine's python3. --inexact keeps the test reference below.
 export UV_PYTHON_DOWNLOADS=never
-"$TOOLS/bin/uv" sync --frozen --inexact --quiet --python "$(python3 -c "import sys; print(sys.executable)")"
+"$TOOLS/bin/uv" sync --frozen --inexact --quiet "${EXTRAS[@]}" --python "$(python3 -c "import sys; print(sys.executable)")"
+if [ ${#EXTRAS[@]} -eq 0 ] && command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+  echo "setup: an NVIDIA GPU is present but JAX was installed for the CPU; bash scripts/setup.sh --cuda installs CUDA JAX" >&2
+fi
 
 has_torch() { .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; }
-REFERENCE="${1:-}"
 if { [ "$REFERENCE" = "--test-reference" ] || [ "$REFERENCE" = "--bench-reference" ]; } && ! has_torch; then
   # Installed with pip, not locked: our machines carry a local CPU wheel that pip finds and uv does
   # not; any other torch requirement would pull gigabytes of CUDA packages.
