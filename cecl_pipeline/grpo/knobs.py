@@ -112,6 +112,9 @@ KNOBS: tuple[Knob, ...] = (
     Knob("sft_learning_rate", 1e-3, "peak warm-start learning rate", "sft.learning_rate", minimum=0.0, above_minimum=True),
     Knob("sft_stop_loss", 0.01, "end the warm start once the mean answer-token loss of its last 10 steps is below this (0: run every step)",
          "sft.stop_loss", minimum=0.0),
+    Knob("mesh_data", 1, "devices along the mesh's data axis, over which parameters are replicated", "mesh_data", minimum=1),
+    Knob("mesh_fsdp", 0, "devices along the mesh's fsdp axis, over which parameters and optimizer state are sharded "
+         "(0: every local device the data axis leaves)", "mesh_fsdp", minimum=0),
     Knob("wandb", True, "log to W&B (offline under results/wandb unless WANDB_API_KEY and WANDB_PROJECT are set)", "wandb"),
 )
 BY_NAME = {knob.name: knob for knob in KNOBS}

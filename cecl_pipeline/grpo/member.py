@@ -55,7 +55,7 @@ def train_member(job: PolicyJob, member: int, fingerprint: str, log: Log) -> dic
             log(f"member {member}: resuming from step {checkpoints.latest_step()}/{job.steps} in {work / 'train'}")
             _forget_metrics_after(work / METRICS_FILE, checkpoints.latest_step())
         start = starting_params(job, member, data, model_config, params, work, resuming, log)
-        trainer = build_trainer(job, member, data, model_config, start)
+        trainer = build_trainer(job, member, data, model_config, start, log)
         with _metrics_sinks(job, member, work) as metrics:
             state = train(trainer, start, job.steps, checkpoints, on_step=lambda m: (metrics(m), log(step_line(m, job.steps, member))))
     _write_policy(final, state["params"], base, work, fingerprint, job, member)
@@ -94,11 +94,26 @@ def training_data(job: PolicyJob, base: Path, model_config) -> TrainingData:
     return TrainingData(PromptSet.of_rows(tokens, valid, frame, anchors), warm_start_answers, template.tokenizer, eos_token_ids, env)
 
 
-def build_trainer(job: PolicyJob, member: int, data: TrainingData, model_config, start) -> GRPOTrainer:
-    """Member ``member``'s trainer: its seed, the env's reward, and ``start`` as the KL reference."""
+def build_trainer(job: PolicyJob, member: int, data: TrainingData, model_config, start, log: Log = print) -> GRPOTrainer:
+    """Member ``member``'s trainer: its seed, the env's reward, ``start`` as the KL reference, and the job's mesh over the local devices."""
     config = replace(job.grpo, seed=job.member_seed(member))
     reward = ForecastReward(data.env.answer, config.rewards)
-    return GRPOTrainer(config, model_config, data.prompts, data.tokenizer, data.eos_token_ids, reward, reference_params=start)
+    mesh = training_mesh(job)
+    if mesh is not None:
+        log(f"member {member}: training on a {mesh.shape['data']}×{mesh.shape['fsdp']} (data × fsdp) mesh of {mesh.devices.size} devices")
+    return GRPOTrainer(config, model_config, data.prompts, data.tokenizer, data.eos_token_ids, reward, reference_params=start, mesh=mesh)
+
+
+def training_mesh(job: PolicyJob):
+    """The job's data × fsdp mesh over the local devices, or None on a single device."""
+    import jax
+
+    from cecl_pipeline.grpo.sharding import make_mesh
+
+    devices = jax.local_devices()
+    if len(devices) == 1 and job.mesh_data == 1 and job.mesh_fsdp in (0, 1):
+        return None
+    return make_mesh(job.mesh_data, job.mesh_fsdp or None, devices)
 
 
 def starting_params(job: PolicyJob, member: int, data: TrainingData, model_config, params, work: Path, resuming: bool, log: Log):

@@ -2,6 +2,9 @@
 
 State is one pytree ``{"params", "opt_state", "rng", "step"}`` plus the prompt cursor, so a run
 restored from its latest checkpoint continues bit for bit where it stopped (on CPU).
+Given a device mesh (``grpo.sharding``), parameters and optimizer state are sharded over it and each
+update's minibatch is split over every device; the step is the same code, and a checkpoint written
+on one device count restores onto another (orbax reads it into the template's shardings).
 Minibatches hold whole groups when ``ppo_minibatch`` is a multiple of ``group_size``, which is what
 lets the loss drop groups without any learning signal.
 """
@@ -16,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import jax
 import numpy as np
 import optax
+from jax.sharding import Mesh
 
 from cecl_pipeline.envs.registry import get_env
 from cecl_pipeline.grpo.data import CursorState, PromptCursor, PromptSet
@@ -25,6 +29,7 @@ from cecl_pipeline.grpo.loss import GRPOLossConfig, grpo_loss, mean_token_entrop
 from cecl_pipeline.grpo.optim import OptimizerConfig, learning_rate_at, make_optimizer
 from cecl_pipeline.grpo.rewards import RewardConfig, RewardFn
 from cecl_pipeline.grpo.rollout import Rollout, RolloutSettings, rollout
+from cecl_pipeline.grpo.sharding import shard_batch, shard_params
 from cecl_pipeline.grpo.train_checkpoints import TrainCheckpoints
 from cecl_pipeline.llm.config import Qwen3Config
 from cecl_pipeline.llm.flops import device_peak_flops, grouped_update_flops, matmul_peak_flops, mfu
@@ -64,11 +69,14 @@ class GRPOTrainer:
     """Holds the training prompts, the reward, the frozen reference policy and the compiled update; ``step`` advances a state."""
 
     def __init__(self, config: GRPOConfig, model_config: Qwen3Config, prompts: PromptSet, tokenizer, eos_token_ids: tuple[int, ...],
-                 reward: RewardFn, reference_params=None):
+                 reward: RewardFn, reference_params=None, mesh: Mesh | None = None):
         if config.loss.beta > 0 and reference_params is None:
             raise ValueError("loss.beta > 0 needs reference_params: the frozen starting policy the KL term pulls toward")
-        self.config, self.model_config, self.prompts, self.reward = config, model_config, prompts, reward
-        self.reference_params = reference_params if config.loss.beta > 0 else None
+        devices = 1 if mesh is None else mesh.devices.size
+        if config.ppo_minibatch % devices:
+            raise ValueError(f"ppo_minibatch ({config.ppo_minibatch}) must be a multiple of the {devices} devices of the mesh")
+        self.config, self.model_config, self.prompts, self.reward, self.mesh = config, model_config, prompts, reward, mesh
+        self.reference_params = self._place_params(reference_params) if config.loss.beta > 0 else None
         sampling = SamplingConfig(config.num_generation_tokens, config.temperature, config.top_k, config.top_p, eos_token_ids,
                                   tokenizer.pad_token_id)
         self.rollout_settings = RolloutSettings(sampling, tokenizer, config.group_size, config.inference_batch_per_device,
@@ -82,7 +90,17 @@ class GRPOTrainer:
         self.update = jax.jit(self._update)
 
     def init_state(self, params) -> dict:
-        return {"params": params, "opt_state": self.optimizer.init(params), "rng": jax.random.key(self.config.seed), "step": 0}
+        params = self._place_params(params)
+        return {"params": params, "opt_state": self._place_params(self.optimizer.init(params)), "rng": jax.random.key(self.config.seed),
+                "step": 0}
+
+    def _place_params(self, tree):
+        """``tree`` (parameters, or state shaped like them) sharded over the mesh; as it is without one."""
+        return tree if self.mesh is None or tree is None else shard_params(tree, self.mesh)
+
+    def _place_batch(self, batch):
+        """An update's arrays split over every device of the mesh by their leading (row) axis."""
+        return batch if self.mesh is None or batch is None else shard_batch(batch, self.mesh)
 
     def _update(self, params, opt_state, batch: dict, ref_logprobs):
         sequences = batch["sequences"]
@@ -112,7 +130,8 @@ class GRPOTrainer:
         update_started = time.perf_counter()
         for epoch in range(c.ppo_epochs):
             for rows in self.minibatches(jax.random.fold_in(shuffle_key, epoch), len(batch.rewards)):
-                params, opt_state, metrics = self.update(params, opt_state, batch.select(rows), None if ref is None else ref[rows])
+                params, opt_state, metrics = self.update(params, opt_state, self._place_batch(batch.select(rows)),
+                                                         self._place_batch(None if ref is None else ref[rows]))
                 updates.append(metrics)
         jax.block_until_ready(params)
         update_seconds = time.perf_counter() - update_started

@@ -48,6 +48,8 @@ class PolicyJob:
     warm_started: bool = False  # base_dirs are the previous quarter's policy (then no SFT)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    mesh_data: int = default("mesh_data")
+    mesh_fsdp: int = default("mesh_fsdp")
     wandb: bool = default("wandb")
     wandb_dir: str = ""
     wandb_project: str = ""
@@ -72,7 +74,8 @@ class PolicyJob:
         return cls(quarter=quarter, prompt_files=tuple(str(f) for f in files), base_dirs=tuple(str(d) for d in previous) or (str(base_dir),),
                    store_root=str(store.root), steps=tree["steps"], checkpoint_every=tree["checkpoint_every"], members=tree["members"],
                    train_quarters=tree["train_quarters"], warm_started=bool(previous), grpo=grpo_config_from_dict(grpo),
-                   sft=SFTConfig(**tree["sft"]), wandb=tree["wandb"], wandb_dir=str(wandb_dir))
+                   sft=SFTConfig(**tree["sft"]), mesh_data=tree["mesh_data"], mesh_fsdp=tree["mesh_fsdp"], wandb=tree["wandb"],
+                   wandb_dir=str(wandb_dir))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,9 +102,10 @@ class PolicyJob:
 
     def fingerprint(self, member: int, inputs_digest: str) -> str:
         """What makes member ``member``'s training this training: knobs, its seed and the inputs' content."""
-        # Ensemble size, logging and checkpoint spacing do not change what a member learns.
+        # Ensemble size, logging, checkpoint spacing and the device mesh do not change what a member learns (a mesh changes
+        # float rounding only), so a training resumes on another device count.
         recipe = {**self.to_dict(), "member": member, "members": None, "wandb": None, "wandb_dir": None, "wandb_project": None,
-                  "checkpoint_every": None, "inputs": inputs_digest}
+                  "checkpoint_every": None, "mesh_data": None, "mesh_fsdp": None, "inputs": inputs_digest}
         return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
 

@@ -70,6 +70,14 @@ def test_params_really_are_sharded(child_report, run, shard_shape):
     assert child_report[run]["adam_mu_spec"] == q["spec"]  # optimizer state sharded like its parameter
 
 
+def test_a_train_checkpoint_resumes_on_another_device_count(child_report):
+    to_four, to_one = child_report["resume"]["one_to_four"], child_report["resume"]["four_to_one"]
+    assert to_four["devices"] == 4 and "fsdp" in to_four["q_spec"]  # read straight into the new mesh's shardings
+    assert to_one["devices"] == 1
+    for restored in (to_four, to_one):
+        assert restored["max_param_diff"] == 0.0 and restored["step"] == 5 and restored["cursor"] == {"seed": 0}
+
+
 # --- the child -----------------------------------------------------------------------------------
 
 
@@ -137,6 +145,33 @@ def _child() -> dict:
             "norm_spec": str(params["norm"]["scale"].sharding.spec),
             "adam_mu_spec": str(mu["layers_0"]["self_attn"]["q_proj"]["kernel"].sharding.spec),
         }
+    report["resume"] = _resume_across_device_counts(params0, optimizer)
+    return report
+
+
+def _resume_across_device_counts(params, optimizer) -> dict:
+    """A train checkpoint saved on one device restores onto a 1×4 mesh, sharded, and one saved there back onto one device."""
+    import tempfile
+
+    import jax
+    import numpy as np
+
+    from cecl_pipeline.grpo.sharding import make_mesh, shard_params
+    from cecl_pipeline.grpo.train_checkpoints import TrainCheckpoints
+
+    mesh = make_mesh(1, 4)
+    single = {"params": params, "opt_state": optimizer.init(params), "rng": jax.random.key(3), "step": 5}
+    sharded = {**single, "params": shard_params(params, mesh), "opt_state": shard_params(single["opt_state"], mesh)}
+    report = {}
+    for name, (saved, template) in {"one_to_four": (single, sharded), "four_to_one": (sharded, single)}.items():
+        with tempfile.TemporaryDirectory() as directory, TrainCheckpoints(directory) as checkpoints:
+            checkpoints.save(5, saved, {"cursor": {"seed": 0}})
+            restored, meta = checkpoints.restore(template)
+        q = restored["params"]["layers_0"]["self_attn"]["q_proj"]["kernel"]
+        gaps = jax.tree_util.tree_map(lambda a, b: float(np.max(np.abs(np.asarray(a) - np.asarray(b)))), restored["params"], params)
+        report[name] = {"q_spec": str(q.sharding.spec) if hasattr(q.sharding, "spec") else "single device",
+                        "devices": len(q.sharding.device_set), "max_param_diff": max(jax.tree_util.tree_leaves(gaps)),
+                        "step": int(restored["step"]), "cursor": meta["cursor"]}
     return report
 
 
