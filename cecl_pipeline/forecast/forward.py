@@ -3,9 +3,8 @@
 The policy forecasts a path one quarter at a time: its sampled value for Q+1 becomes the last
 history quarter of the prompt for Q+2, and so on (the recursive strategy), so each of the G paths
 per series and member carries its own uncertainty forward. Paths of a series that reached the same
-history read the same prompt; each distinct prompt is sampled as often as it has paths, rounded up
-to a power of two (sharing its prefill), and each of its paths takes one of those samples, a draw as
-independent as its own prompt would give. The 10/50/90 quantiles of a quarter come
+history read the same prompt; each distinct prompt is sampled G times (sharing its prefill) and
+each of its paths takes one of those samples, a draw as independent as its own prompt would give. The 10/50/90 quantiles of a quarter come
 from every parsed value of every path; the point is the median of the members' medians, as in the
 walk-forward. A sample that does not parse continues its path at the last value and counts against
 that quarter's ``parse_rate``.
@@ -31,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -139,10 +138,10 @@ def member_paths(checkpoint: Checkpoint, member: int, windows: Windows, env: Env
     for h in range(1, horizon + 1):
         quarter = shift(origin, h)
         distinct, inverse = np.unique(np.column_stack([series, histories]), axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
         prompts = step_prompts(windows.keys.loc[distinct[:, 0].astype(int)].reset_index(drop=True), distinct[:, 1:], quarter, env, macro)
         prompts["prompt_id"] = prompts["prompt_id"] + f":step-{h}-" + np.arange(len(prompts)).astype(str)
-        taken = shared_draws(policy, prompts, inverse, env, settings, (to_ordinal(origin), member, h), f"member {member}, {quarter}", log)
+        sampled = sample_policy(policy, prompts, env.name, settings, (to_ordinal(origin), member, h), f"member {member}, {quarter}", log)
+        taken = sampled.iloc[inverse.reshape(-1) * g + occurrence(inverse.reshape(-1))]
         value = taken["parsed"].to_numpy(float)
         continued = np.where(np.isnan(value), histories[:, -1], value)
         steps.append(keys.assign(origin=origin, quarter=quarter, horizon=h, model_id=checkpoint.model_id, member=member, path=path,
@@ -150,27 +149,6 @@ def member_paths(checkpoint: Checkpoint, member: int, windows: Windows, env: Env
                                  completion=taken["completion"].to_numpy(), value=value, continued_at=continued))
         histories = np.concatenate([histories[:, 1:], continued[:, None]], axis=1)
     return pd.concat(steps, ignore_index=True).assign(checkpoint_hash=checkpoint_hash(checkpoint.path))
-
-
-def shared_draws(policy: LoadedPolicy, prompts: pd.DataFrame, inverse: np.ndarray, env: Env, settings: SampleSettings,
-                 stream: tuple[int, ...], name: str, log: Callable[[str], None]) -> pd.DataFrame:
-    """One sample of its prompt for each path (``inverse``: each path's prompt row), no two paths of a prompt sharing one.
-
-    A prompt that k paths reached is sampled the smallest power of two ≥ k times (at most G), in one
-    sampler call per size, so each call shares its prompts' prefill and no path waits on draws it
-    does not use.
-    """
-    counts = np.bincount(inverse, minlength=len(prompts))
-    draws = np.minimum(2 ** np.ceil(np.log2(np.maximum(counts, 1))).astype(int), settings.samples)
-    first_row = np.zeros(len(prompts), int)
-    frames, offset = [], 0
-    for size in np.unique(draws):
-        rows = np.flatnonzero(draws == size)
-        frames.append(sample_policy(policy, prompts.iloc[rows].reset_index(drop=True), env.name, replace(settings, samples=int(size)),
-                                    (*stream, int(size)), f"{name} ×{size}", log))
-        first_row[rows] = offset + np.arange(len(rows)) * size
-        offset += len(rows) * size
-    return pd.concat(frames, ignore_index=True).iloc[first_row[inverse] + occurrence(inverse)]
 
 
 def occurrence(groups: np.ndarray) -> np.ndarray:
