@@ -74,7 +74,7 @@ def test_main_command_on_the_embedded_default(layout, tmp_path, monkeypatch):
     assert "✓ walkforward_forecasts 2019Q1" in out and "✓ walkforward_report" in out
     # It ends with the forecast from its last quarter: the policy trained on every target up to 2019Q1, then 2019Q2–2020Q1.
     assert "✓ grpo_policy 2019Q2" in out and "✓ forward_forecasts 2019Q1" in out and "✓ forward_scores" in out
-    assert "forecast from 2019Q1" in out and "credit_card: 2019Q2 " in out and " · 2020Q1 " in out
+    assert "forecast from 2019Q1" in out and "credit_card (unconditional): 2019Q2 " in out and " · 2020Q1 " in out
     assert f"no portfolio at {layout.portfolio_csv('2019Q1')}: no allowance booked for 2019Q1" in out  # the default has one for 2024Q4
     forward = pd.read_parquet(layout.forward_parquet("2019Q1"))
     assert sorted(forward["quarter"].unique()) == quarter_range("2019Q2", "2020Q1") and len(forward[forward["model"] == "grpo_policy"]) == 4 * 160

@@ -6,6 +6,7 @@ quarter was booked, for the roll-forward.
 
 import dagster as dg
 
+from cecl_pipeline.defs.booking_files import booking_inputs
 from cecl_pipeline.defs.forward_assets import forward_forecasts
 from cecl_pipeline.defs.metadata import file_metadata, markdown_table, refuse
 from cecl_pipeline.defs.partitions import quarter_of, quarterly
@@ -28,7 +29,7 @@ class AllowanceConfig(dg.Config):
                 "and its reversion, overlays from raw/overlays/<Q>.csv listed apart, and the roll-forward from Q−1; report under results/allowance/<Q>.",
 )
 def cecl_allowance(context: dg.AssetExecutionContext, config: AllowanceConfig, paths: DataPaths) -> dg.MaterializeResult:
-    from cecl_pipeline.defs.allowance_run import book_quarter, booking_inputs
+    from cecl_pipeline.defs.allowance_run import book_quarter
     from cecl_pipeline.forecast.report import png_data_uri
 
     quarter = quarter_of(context)

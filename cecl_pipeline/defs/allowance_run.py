@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from cecl_pipeline.defs.forward_run import panels_through
-from cecl_pipeline.files import atomic_dir, sha256_file
+from cecl_pipeline.files import atomic_dir
 from cecl_pipeline.forecast.allowance_report import AllowanceReport, write_report
 from cecl_pipeline.forecast.booking import Booking, book
 from cecl_pipeline.panel.overlays import OVERLAY_COLUMNS, read_overlay_file
@@ -56,13 +56,6 @@ def scenario_weights(layout: DataLayout, quarter: str, forecasts: pd.DataFrame) 
         raise FileNotFoundError(f"no scenario weights for {quarter} at {path}: the forecast has scenarios {', '.join(scenarios)}; "
                                 "write one row per scenario with columns scenario, weight (summing to 1)")
     return read_weights_file(path, scenarios)
-
-
-def booking_inputs(layout: DataLayout, quarter: str) -> dict[str, str]:
-    """The sha256 of the portfolio and overlay files at ``quarter`` ("none" for a missing file): what a booking was made on."""
-    return {f"{name}_sha256": sha256_file(path) if path.is_file() else "none"
-            for name, path in (("portfolio", layout.portfolio_csv(quarter)), ("overlays", layout.overlays_csv(quarter)),
-                               ("scenario_weights", layout.scenario_weights_csv(quarter)))}
 
 
 def _forward(layout: DataLayout, quarter: str) -> pd.DataFrame:

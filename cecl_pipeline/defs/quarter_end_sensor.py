@@ -19,8 +19,8 @@ its newest quarter, once.
 import dagster as dg
 from dagster._core.execution.backfill import BulkActionStatus  # not exported at the top level in 1.13
 
-from cecl_pipeline.defs.allowance_run import booking_inputs
 from cecl_pipeline.defs.automation_config import automation_run_config, job_assets
+from cecl_pipeline.defs.booking_files import booking_inputs
 from cecl_pipeline.defs.jobs import ingest_quarter, quarter_end, quarterly_retrain, train_policy
 from cecl_pipeline.defs.resources import DataPaths
 from cecl_pipeline.quarters import label, shift, to_partition_key

@@ -66,29 +66,46 @@ def run_assets(
     check_partitions([quarter] if quarter else [])
     defs, assets = _all_assets()
     config = {**QUIET_LOGS, **(run_config or {})}
-    return dg.materialize(
-        assets,
-        selection=list(selection),
-        partition_key=to_partition_key(quarter) if quarter else None,
-        instance=instance or home_instance(),
-        resources=defs.resources,
-        run_config=config,
-        raise_on_error=False,
-        tags={"cecl/quarter": quarter} if quarter else None,
-    )
+    instance = instance or home_instance()
+    with own_defs_state(instance):
+        return dg.materialize(
+            assets,
+            selection=list(selection),
+            partition_key=to_partition_key(quarter) if quarter else None,
+            instance=instance,
+            resources=defs.resources,
+            run_config=config,
+            raise_on_error=False,
+            tags={"cecl/quarter": quarter} if quarter else None,
+        )
+
+
+def own_defs_state(instance: dg.DagsterInstance):
+    """Resolve definitions against ``instance``'s own state storage while a run builds them.
+
+    Dagster keeps "the current defs-state storage" in a context variable that each instance sets on
+    entering and restores on leaving; instances left in another order than entered (two tests' fixtures,
+    say) leave it pointing at a closed one, and the next definitions built in that thread fail with
+    "Attempted to resolve undefined DagsterInstance weakref".
+    """
+    from dagster._core.storage.defs_state.base import set_defs_state_storage  # not exported at the top level in 1.13
+
+    return set_defs_state_storage(instance.defs_state_storage)
 
 
 def run_job(name: str, quarter: str | None = None, instance: dg.DagsterInstance | None = None, run_config: dict | None = None) -> RunSummary:
     """One in-process run of the named job (see defs/jobs.py), for a quarter when it is partitioned."""
     check_partitions([quarter] if quarter else [])
     defs, _ = _all_assets()
-    result = defs.resolve_job_def(name).execute_in_process(
-        run_config={**QUIET_LOGS, **(run_config or {})},
-        instance=instance or home_instance(),
-        partition_key=to_partition_key(quarter) if quarter else None,
-        raise_on_error=False,
-        tags={"cecl/quarter": quarter} if quarter else None,
-    )
+    instance = instance or home_instance()
+    with own_defs_state(instance):
+        result = defs.resolve_job_def(name).execute_in_process(
+            run_config={**QUIET_LOGS, **(run_config or {})},
+            instance=instance,
+            partition_key=to_partition_key(quarter) if quarter else None,
+            raise_on_error=False,
+            tags={"cecl/quarter": quarter} if quarter else None,
+        )
     return _summarise(result, f"{name} {quarter or ''}".strip())
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from itertools import cycle
 from pathlib import Path
 
 import matplotlib
@@ -96,7 +97,7 @@ def fan_chart(booking: Booking, forecasts: pd.DataFrame, history: pd.DataFrame, 
         past = history[history["segment"] == segment].groupby("quarter")["nco_rate"].mean()
         origin = len(past) - 1
         axis.plot(range(len(past)), past.to_numpy(), color="black", label="history (mean of series)")
-        for colour, (scenario, rows) in zip(COLOURS, policy[policy["segment"] == segment].groupby("scenario", sort=True), strict=False):
+        for colour, (scenario, rows) in zip(cycle(COLOURS), policy[policy["segment"] == segment].groupby("scenario", sort=True)):
             ahead = rows.groupby("horizon")[["point", "q10", "q90"]].mean()
             mine = reverting[(reverting["segment"] == segment) & (reverting["scenario"] == scenario)]
             after = mine.groupby("quarter_ahead")["loss_rate"].mean()

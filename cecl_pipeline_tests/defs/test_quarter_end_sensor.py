@@ -9,8 +9,8 @@ import dagster as dg
 import pytest
 
 from cecl_pipeline.definitions import defs
-from cecl_pipeline.defs.allowance_run import booking_inputs
 from cecl_pipeline.defs.automation_config import AUTOMATION_RUN_CONFIG
+from cecl_pipeline.defs.booking_files import booking_inputs
 from cecl_pipeline.defs.quarter_end_sensor import BOOKED_QUARTER_TAG, quarter_end_sensor
 from cecl_pipeline.defs.resources import DataPaths
 from cecl_pipeline.quarters import to_partition_key
