@@ -46,11 +46,12 @@ def book_quarter(quarter: str, reversion_quarters: int, layout: DataLayout, repo
     return BookedQuarter(booking, report, directory, previous_quarter if previous is not None else None)
 
 
-def scenario_weights(layout: DataLayout, quarter: str, forecasts: pd.DataFrame) -> dict[str, float]:
-    """The weight of each scenario of the forecast: 1 for a lone (or unconditional) one, else from raw/scenario_weights/<Q>.csv."""
+def scenario_weights(layout: DataLayout, quarter: str, forecasts: pd.DataFrame) -> dict[str, float] | None:
+    """The weight of each scenario of the forecast from raw/scenario_weights/<Q>.csv; None for a lone (or unconditional) one,
+    which ``book`` weighs 1."""
     scenarios = sorted(forecasts["scenario"].unique())
     if len(scenarios) == 1:
-        return {scenarios[0]: 1.0}
+        return None
     path = layout.scenario_weights_csv(quarter)
     if not path.exists():
         raise FileNotFoundError(f"no scenario weights for {quarter} at {path}: the forecast has scenarios {', '.join(scenarios)}; "

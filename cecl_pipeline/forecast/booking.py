@@ -47,8 +47,8 @@ class Booking:
     by_scenario: pd.DataFrame  # per segment and in total: the model allowance under each scenario, its weight, and the weighted one
 
 
-def policy_paths(forecasts: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
-    """The policy's median path per series ([series, H], columns = horizon), each series' long-run mean, and the source of its path.
+def policy_paths(forecasts: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The policy's median path per series ([series, H], columns = horizon) and the source of its path.
 
     A series where the policy gave no parsed answer for some quarter takes the whole path of the first
     of ``FALLBACK_MODELS`` that the forecast holds, and its source says so.
@@ -61,8 +61,7 @@ def policy_paths(forecasts: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.S
     if fallback and missing.any():
         paths.loc[missing] = wide[fallback].sort_index(axis=1).loc[missing].to_numpy()
         source[missing] = f"{fallback} (the policy gave no parsed answer)"
-    means = forecasts.groupby(POOLS)["long_run_mean"].first()
-    return paths, means, source
+    return paths, source
 
 
 @dataclass
@@ -80,7 +79,7 @@ def book(quarter: str, pools: pd.DataFrame, forecasts: pd.DataFrame, overlays: p
     """The allowance at quarter-end ``quarter`` for ``pools`` (``panel.portfolio``), from ``forward_forecasts[quarter]``.
 
     Each scenario of the forecast gives a lifetime loss per pool; the model allowance is their
-    ``weights``-weighted sum (a forecast with one scenario needs no weights).
+    ``weights``-weighted sum (``None``: a forecast with one scenario, which weighs 1).
     """
     scenarios = list(dict.fromkeys(forecasts["scenario"]))
     weights = weights if weights is not None else ({scenarios[0]: 1.0} if len(scenarios) == 1 else {})
@@ -104,7 +103,7 @@ def book(quarter: str, pools: pd.DataFrame, forecasts: pd.DataFrame, overlays: p
 def scenario_loss(forecasts: pd.DataFrame, pools: pd.DataFrame, index: pd.MultiIndex, means: np.ndarray, reversion_quarters: int,
                   quarter: str) -> ScenarioLoss:
     """One scenario's forecast, reverted to the long-run means and lost on each pool's amortizing balance."""
-    paths, _, source = policy_paths(forecasts)
+    paths, source = policy_paths(forecasts)
     forecast = paths.reindex(index)
     _check_covered(pools, forecast, quarter)
     quarters = max(life_quarters(pools[LIFE]), forecast.shape[1])
